@@ -1,0 +1,26 @@
+# gantry — make targets. `make dev` runs gantry on its embedded defaults;
+# `make test` installs what the tests need (Debian packages, PostgreSQL
+# started) and runs every test.
+GO ?= go
+BIN := bin/gantry
+
+.PHONY: build dev test test-short vet fmt clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/gantry
+
+dev: build
+	./$(BIN) server --dev
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+test: vet
+	GANTRY_TEST_POSTGRES_URL="$$(./scripts/test-deps.sh)" $(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+clean:
+	rm -rf bin gantry-data

@@ -1,0 +1,303 @@
+// Package agent is the gantry host agent: it enrolls once with a join token,
+// keeps its own NATS identity (an nkey pair made on the host, the private
+// half never leaves it), reports facts and heartbeats, and runs the signed
+// commands addressed to it.
+//
+// Exactly-once start and at-least-once results come from the journal: an
+// execution id is recorded on disk before its script starts, a repeat
+// delivery is answered with the recorded result (or ignored while it runs),
+// and results stay in the outbox until the server acknowledges them, across
+// reconnects and restarts of either side. A command that was running when
+// the agent died is reported as unknown and never run again.
+//
+// Several agents can run in one process (each with its own Config and data
+// directory): the fleet benchmark emulates thousands that way.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/agent/journal"
+	"github.com/gantry-dev/gantry/internal/bus"
+)
+
+// Config configures an agent.
+type Config struct {
+	// Server is the gantry server's HTTP URL, used only to enroll.
+	Server string
+	// JoinToken enrolls the agent the first time; ignored once enrolled.
+	JoinToken string
+	// Name is the host's name in the inventory (default: the hostname).
+	Name string
+	// Labels are requested at enrollment (the join token's labels win).
+	Labels map[string]string
+	// DataDir holds the identity (mode 0600) and the journal.
+	DataDir string
+	// Version is reported in the facts.
+	Version string
+	// Log receives the agent's log.
+	Log *slog.Logger
+	// Facts overrides fact gathering (tests, emulated agents); nil = gather.
+	Facts func() api.Facts
+	// NoExec, for emulated agents, answers every command with exit code 0
+	// without starting a process.
+	NoExec bool
+}
+
+// Identity is what enrollment gives an agent; saved as identity.json.
+type Identity struct {
+	HostID           string   `json:"host_id"`
+	Name             string   `json:"name"`
+	Server           string   `json:"server"`
+	Seed             string   `json:"nkey_seed"`
+	ServerKey        string   `json:"server_key"`
+	NATSURLs         []string `json:"nats_urls"`
+	HeartbeatSeconds int      `json:"heartbeat_seconds"`
+}
+
+// ErrRevoked is returned when the bus refuses the agent's identity: the host
+// was removed and must enroll again with a new data directory.
+var ErrRevoked = errors.New("the server refused this agent's identity: the host was removed (`gantry hosts rm`); enroll again with a new join token and an empty --data-dir")
+
+// Agent is a running agent.
+type Agent struct {
+	cfg  Config
+	id   Identity
+	log  *slog.Logger
+	jnl  *journal.Journal
+	nc   *nats.Conn
+	ver  *bus.Verifier
+	wake chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Enroll loads the identity from the data directory, or enrolls with the
+// join token and saves it. A failed enrollment saves nothing.
+func Enroll(ctx context.Context, cfg Config) (Identity, error) {
+	path := filepath.Join(cfg.DataDir, "identity.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var id Identity
+		if err := json.Unmarshal(b, &id); err != nil {
+			return id, fmt.Errorf("identity file %s is corrupt: %w (remove the data dir to enroll again)", path, err)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Identity{}, fmt.Errorf("read identity %s: %w", path, err)
+	}
+	if cfg.JoinToken == "" {
+		return Identity{}, errors.New("this agent is not enrolled yet: pass --join-token (or GANTRY_JOIN_TOKEN) from `gantry token create`")
+	}
+	if cfg.Server == "" {
+		return Identity{}, errors.New("--server is required to enroll (the gantry server's URL, e.g. http://127.0.0.1:7070)")
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return Identity{}, err
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	facts := cfg.facts()
+	name := cfg.Name
+	if name == "" {
+		name = facts.Hostname
+	}
+	body, _ := json.Marshal(api.EnrollRequest{JoinToken: cfg.JoinToken, Name: name, Labels: cfg.Labels, Facts: facts, NKey: pub})
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(cfg.Server, "/")+"/api/v1/enroll", bytes.NewReader(body))
+	if err != nil {
+		return Identity{}, fmt.Errorf("--server %q: %w", cfg.Server, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll with %s: %w", cfg.Server, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		var e api.Error
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return Identity{}, fmt.Errorf("enrollment refused: %s", e.Error)
+		}
+		return Identity{}, fmt.Errorf("enrollment refused: %s", resp.Status)
+	}
+	var er api.EnrollResponse
+	if err := json.Unmarshal(data, &er); err != nil {
+		return Identity{}, fmt.Errorf("enroll: bad response: %w", err)
+	}
+	id := Identity{HostID: er.HostID, Name: name, Server: cfg.Server, Seed: string(seed), ServerKey: er.ServerKey, NATSURLs: er.NATSURLs, HeartbeatSeconds: er.HeartbeatSeconds}
+	if err := writeFileAtomic(path, id); err != nil {
+		return Identity{}, err
+	}
+	return id, nil
+}
+
+func writeFileAtomic(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// Run enrolls if needed, connects and serves until ctx ends or the identity
+// is refused (ErrRevoked).
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	id, err := Enroll(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("host", id.HostID), wake: make(chan struct{}, 1)}
+	if a.jnl, err = journal.Open(filepath.Join(cfg.DataDir, "journal")); err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	if a.ver, err = bus.NewVerifier(id.ServerKey, id.HostID); err != nil {
+		return err
+	}
+	a.reportInterrupted()
+	return a.serve(ctx)
+}
+
+func (a *Agent) serve(ctx context.Context) error {
+	kp, err := nkeys.FromSeed([]byte(a.id.Seed))
+	if err != nil {
+		return fmt.Errorf("identity seed: %w", err)
+	}
+	pub, _ := kp.PublicKey()
+	closed := make(chan error, 1)
+	var lastErr error
+	var errMu sync.Mutex
+	nc, err := nats.Connect(strings.Join(a.id.NATSURLs, ","),
+		nats.Name("gantry-agent "+a.id.HostID),
+		nats.Nkey(pub, kp.Sign),
+		nats.CustomInboxPrefix(bus.InboxPrefix(a.id.HostID)),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(true),
+		nats.ConnectHandler(func(*nats.Conn) { a.log.Info("connected to bus"); a.onConnect() }),
+		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("reconnected to bus"); a.onConnect() }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				a.log.Warn("disconnected from bus", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			errMu.Lock()
+			lastErr = err
+			errMu.Unlock()
+			a.log.Warn("bus error", "err", err)
+		}),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			errMu.Lock()
+			err := lastErr
+			errMu.Unlock()
+			if err == nil {
+				err = c.LastError()
+			}
+			closed <- err
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("connect to bus %v: %w", a.id.NATSURLs, err)
+	}
+	a.nc = nc
+	if _, err := nc.Subscribe(bus.CommandSubject(a.id.HostID), a.onCommand); err != nil {
+		nc.Close()
+		return fmt.Errorf("subscribe to commands: %w", err)
+	}
+	a.wg.Add(2)
+	go a.heartbeatLoop(ctx)
+	go a.outboxLoop(ctx)
+	select {
+	case <-ctx.Done():
+		nc.Close()
+		a.wg.Wait()
+		return nil
+	case err := <-closed:
+		a.wg.Wait()
+		if errors.Is(err, nats.ErrAuthorization) || (err != nil && strings.Contains(strings.ToLower(err.Error()), "authorization")) {
+			return ErrRevoked
+		}
+		return fmt.Errorf("bus connection closed: %v", err)
+	}
+}
+
+// onConnect announces the agent and flushes the outbox.
+func (a *Agent) onConnect() {
+	b, _ := json.Marshal(helloMsg(a.cfg.facts()))
+	if a.nc != nil {
+		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindHello), b)
+	}
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	defer a.wg.Done()
+	every := time.Duration(a.id.HeartbeatSeconds) * time.Second
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	// The first connect may have happened before a.nc was set.
+	a.onConnect()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var seq uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if a.nc.IsClosed() {
+			return
+		}
+		seq++
+		b, _ := json.Marshal(heartbeatMsg(seq))
+		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindHeartbeat), b)
+	}
+}
+
+// HostID is the agent's host id.
+func (a *Agent) HostID() string { return a.id.HostID }

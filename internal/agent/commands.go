@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/agent/executor"
+	"github.com/gantry-dev/gantry/internal/agent/journal"
+	"github.com/gantry-dev/gantry/internal/bus"
+	"github.com/gantry-dev/gantry/internal/protocol"
+)
+
+func helloMsg(f api.Facts) protocol.Hello {
+	return protocol.Hello{Facts: f, StartedAt: time.Now().UTC()}
+}
+
+func heartbeatMsg(seq uint64) protocol.Heartbeat {
+	return protocol.Heartbeat{Seq: seq, Time: time.Now().UTC()}
+}
+
+// onCommand verifies a command and starts it at most once.
+func (a *Agent) onCommand(m *nats.Msg) {
+	cmd, err := a.ver.Verify(m)
+	if err != nil {
+		a.log.Warn("refused command", "id", cmd.ID, "err", err)
+		return
+	}
+	if cmd.Kind != protocol.CmdExec || cmd.Exec == nil {
+		a.log.Warn("refused command of unknown kind", "id", cmd.ID, "kind", cmd.Kind)
+		return
+	}
+	state, rec, err := a.jnl.Begin(cmd.ID)
+	if err != nil {
+		a.log.Error("journal: cannot record command; not running it", "id", cmd.ID, "err", err)
+		return
+	}
+	switch state {
+	case journal.New:
+		a.log.Info("running command", "id", cmd.ID, "job", cmd.Exec.JobID)
+		go a.execute(cmd)
+	case journal.Running:
+		// Repeat while it runs: confirm again that it started.
+		a.sendRunning(cmd, time.Now().UTC())
+	case journal.Done:
+		a.log.Info("repeat of a finished command: resending its result", "id", cmd.ID)
+		go a.deliver(*rec)
+	case journal.Interrupted:
+		// Reported as unknown at start-up; never run again.
+	}
+}
+
+func (a *Agent) sendRunning(cmd protocol.Command, started time.Time) {
+	b, _ := json.Marshal(protocol.Status{ExecID: cmd.ID, JobID: cmd.Exec.JobID, State: api.ExecRunning, StartedAt: &started})
+	// Fire and forget: the final status is the one that must arrive, and
+	// a resent command gets this confirmation again.
+	_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindStatus), b)
+}
+
+// execute runs an exec command and records its result.
+func (a *Agent) execute(cmd protocol.Command) {
+	started := time.Now().UTC()
+	a.sendRunning(cmd, started)
+	x := cmd.Exec
+	var seq uint64
+	onOut := func(stream string, p []byte) {
+		seq++
+		b, _ := json.Marshal(protocol.Output{ExecID: cmd.ID, JobID: x.JobID, Stream: stream, Seq: seq, Data: p})
+		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindOutput), b)
+	}
+	var res executor.Result
+	if a.cfg.NoExec {
+		res = executor.Result{Started: started, Finished: time.Now()}
+	} else {
+		res = executor.Run(context.Background(), executor.Spec{
+			Script:    x.Script,
+			Timeout:   time.Duration(x.TimeoutSeconds) * time.Second,
+			User:      x.User,
+			OutputCap: x.OutputCap,
+			WorkDir:   a.cfg.DataDir,
+			Env:       []string{"GANTRY_JOB_ID=" + x.JobID, "GANTRY_EXECUTION_ID=" + cmd.ID, "GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name},
+		}, onOut)
+	}
+	st := statusOf(cmd, res)
+	payload, _ := json.Marshal(st)
+	rec := journal.Record{ID: cmd.ID, Payload: payload, FinishedAt: time.Now().UTC()}
+	if err := a.jnl.Finish(cmd.ID, rec); err != nil {
+		a.log.Error("journal: cannot record result", "id", cmd.ID, "err", err)
+	}
+	a.log.Info("command finished", "id", cmd.ID, "state", st.State)
+	a.deliver(rec)
+}
+
+// statusOf turns an executor result into the final status.
+func statusOf(cmd protocol.Command, r executor.Result) protocol.Status {
+	started, finished := r.Started.UTC(), r.Finished.UTC()
+	st := protocol.Status{ExecID: cmd.ID, JobID: cmd.Exec.JobID, Stdout: r.Stdout, Stderr: r.Stderr,
+		StdoutTruncated: r.StdoutTruncated, StderrTruncated: r.StderrTruncated, Error: r.Err}
+	if !r.Started.IsZero() {
+		st.StartedAt = &started
+	}
+	if r.Finished.IsZero() {
+		finished = time.Now().UTC()
+	}
+	st.FinishedAt = &finished
+	code := r.ExitCode
+	switch {
+	case r.Err != "":
+		st.State = api.ExecFailed
+	case r.TimedOut:
+		st.State = api.ExecTimedOut
+		st.Error = "killed at its timeout of " + (time.Duration(cmd.Exec.TimeoutSeconds) * time.Second).String()
+		st.ExitCode = &code
+	case code == 0:
+		st.State = api.ExecSucceeded
+		st.ExitCode = &code
+	default:
+		st.State = api.ExecFailed
+		st.ExitCode = &code
+	}
+	return st
+}
+
+// reportInterrupted turns commands a previous process died running into
+// "unknown" results in the outbox.
+func (a *Agent) reportInterrupted() {
+	for _, id := range a.jnl.Interrupted() {
+		now := time.Now().UTC()
+		b, _ := json.Marshal(protocol.Status{ExecID: id, State: api.ExecUnknown, Error: "the agent stopped while this command ran; it was not run again", FinishedAt: &now})
+		if err := a.jnl.Finish(id, journal.Record{ID: id, Payload: b, FinishedAt: now}); err != nil {
+			a.log.Error("journal: record interrupted command", "id", id, "err", err)
+		}
+	}
+}
+
+// deliver sends one final status and marks it acknowledged once the server
+// has stored it. On failure it stays in the outbox.
+func (a *Agent) deliver(rec journal.Record) bool {
+	reply, err := a.nc.Request(bus.AgentSubject(a.id.HostID, bus.KindStatus), rec.Payload, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	var ack protocol.Ack
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return false
+	}
+	if !ack.OK {
+		// The server will never take it (e.g. unknown execution): drop it
+		// rather than retry forever.
+		a.log.Warn("server refused result", "id", rec.ID, "err", ack.Error)
+	}
+	if err := a.jnl.Ack(rec.ID); err != nil {
+		a.log.Warn("journal: ack", "id", rec.ID, "err", err)
+	}
+	return true
+}
+
+// outboxLoop resends unacknowledged results every 2 s and on reconnect, and
+// prunes the journal hourly.
+func (a *Agent) outboxLoop(ctx context.Context) {
+	defer a.wg.Done()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	lastGC := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-a.wake:
+		}
+		if a.nc.IsClosed() {
+			return
+		}
+		if !a.nc.IsConnected() {
+			continue
+		}
+		recs, err := a.jnl.Unacked()
+		if err != nil {
+			a.log.Warn("journal: outbox", "err", err)
+		}
+		for _, r := range recs {
+			if !a.deliver(r) {
+				break // server unreachable: try later
+			}
+		}
+		if time.Since(lastGC) > time.Hour {
+			lastGC = time.Now()
+			if err := a.jnl.GC(7 * 24 * time.Hour); err != nil {
+				a.log.Warn("journal: gc", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,448 @@
+// Package executor runs a user's shell script on the agent's host.
+//
+// The script is written to a fresh file (mode 0700, random name) in
+// Spec.WorkDir and run as "/bin/sh <file>" — the script text never appears
+// on a command line. The shell runs in its own process group, with a
+// minimal environment, optionally as another user, and its output is both
+// streamed to a callback and kept (up to a cap) in the Result.
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultOutputCap is the number of bytes per stream kept in a Result when
+// Spec.OutputCap is not positive.
+const DefaultOutputCap = 1 << 20
+
+// PipeGrace is how long Run waits, after the script's shell has exited, for
+// background processes it started to close stdout and stderr. After that
+// the pipes are closed and Run returns; such processes keep running, and
+// their later writes fail (EPIPE).
+const PipeGrace = 2 * time.Second
+
+// DefaultPath is the PATH scripts get unless Spec.Env sets one.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Stream names passed to the output callback.
+const (
+	Stdout = "stdout"
+	Stderr = "stderr"
+)
+
+// Spec describes one script run.
+type Spec struct {
+	// Script is the shell script, run by /bin/sh.
+	Script string
+	// Timeout bounds the run; zero or negative means no limit other than
+	// the context.
+	Timeout time.Duration
+	// User, if set, is the user name (or numeric uid) to run as. Running as
+	// a user other than the agent's own requires the agent to be root.
+	User string
+	// Env is appended to the base environment (PATH, HOME, USER, LOGNAME,
+	// SHELL); later entries win. Entries must be KEY=VALUE. Nothing from
+	// the agent's own environment is passed on.
+	Env []string
+	// Dir is the working directory; empty means the user's home directory
+	// if it exists, else "/".
+	Dir string
+	// OutputCap is the number of bytes per stream kept in the Result (and
+	// passed to the callback); DefaultOutputCap if not positive.
+	OutputCap int
+	// WorkDir is where the script file is written; os.TempDir() if empty.
+	// With User set, the target user needs search (x) permission on WorkDir
+	// and all its parents (checked from the mode bits; ACLs are ignored).
+	WorkDir string
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	// ExitCode is the shell's exit status. A shell killed by a signal it
+	// did not receive from Run reports 128+signal, as shells do (137 for
+	// SIGKILL). It is -1 when Run killed the process group (TimedOut or
+	// Canceled) and when the script did not start (Err set).
+	ExitCode int
+	// Stdout and Stderr hold at most Spec.OutputCap bytes of each stream,
+	// followed by a truncation marker (see TruncationMarker) when more was
+	// written.
+	Stdout, Stderr []byte
+	// StdoutTruncated and StderrTruncated report that output was dropped.
+	StdoutTruncated, StderrTruncated bool
+	// TimedOut reports that the process group was killed because
+	// Spec.Timeout or the context's deadline passed.
+	TimedOut bool
+	// Canceled reports that the process group was killed because the
+	// context was canceled (other than by its deadline).
+	Canceled bool
+	// Err says why the script could not be started (unknown user, agent
+	// not root, bad environment entry, unusable directories, ...). When it
+	// is set no script process ran.
+	Err string
+	// PID is the process id of the shell, which is also the id of its
+	// process group; 0 if it did not start.
+	PID int
+	// Started and Finished bracket the run.
+	Started, Finished time.Time
+}
+
+// TruncationMarker returns the text appended to a stream kept in a Result
+// that was cut at limit bytes.
+func TruncationMarker(limit int) string {
+	return fmt.Sprintf("\n[gantry: output truncated at %d bytes]\n", limit)
+}
+
+// Run runs spec.Script and waits for it. It never returns before the shell
+// has exited; it returns at most PipeGrace later even if background
+// processes keep the output pipes open.
+//
+// On timeout or cancellation of ctx, every process of the script's process
+// group (its children and grandchildren, unless they moved to another
+// group or session) gets SIGKILL. Background processes still running when
+// the shell exits normally are left alone.
+//
+// onOutput, if not nil, is called with output chunks as they arrive,
+// stream being Stdout or Stderr. It receives exactly the bytes that end up
+// in the Result, the truncation marker included, and nothing after a
+// stream is truncated. Calls are serialized and all happen before Run
+// returns; p must not be retained or modified. A slow callback slows the
+// script down (its pipe fills up).
+func Run(ctx context.Context, spec Spec, onOutput func(stream string, p []byte)) Result {
+	res := Result{ExitCode: -1, Started: time.Now()}
+	fail := func(format string, args ...any) Result {
+		res.Err = fmt.Sprintf(format, args...)
+		res.Finished = time.Now()
+		return res
+	}
+	if err := ctx.Err(); err != nil {
+		return fail("not started: %v", err)
+	}
+	limit := spec.OutputCap
+	if limit <= 0 {
+		limit = DefaultOutputCap
+	}
+
+	id, msg := resolveIdentity(spec.User)
+	if msg != "" {
+		return fail("%s", msg)
+	}
+	env, msg := buildEnv(id, spec.Env)
+	if msg != "" {
+		return fail("%s", msg)
+	}
+	dir := spec.Dir
+	if dir == "" {
+		dir = "/"
+		if fi, err := os.Stat(id.home); id.home != "" && err == nil && fi.IsDir() {
+			dir = id.home
+		}
+	}
+	workDir := spec.WorkDir
+	if workDir == "" {
+		workDir = os.TempDir()
+	}
+	if id.cred != nil {
+		if msg := checkTraversable(workDir, id); msg != "" {
+			return fail("%s", msg)
+		}
+	}
+
+	script, err := writeScript(workDir, spec.Script, id)
+	if err != nil {
+		return fail("writing the script file: %v", err)
+	}
+	defer os.Remove(script)
+
+	var mu sync.Mutex
+	stdout := &output{mu: &mu, stream: Stdout, limit: limit, onOutput: onOutput}
+	stderr := &output{mu: &mu, stream: Stderr, limit: limit, onOutput: onOutput}
+	cmd := exec.Command("/bin/sh", script)
+	cmd.Env = env
+	cmd.Dir = dir
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: id.cred}
+	cmd.WaitDelay = PipeGrace
+
+	runCtx := ctx
+	if spec.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, spec.Timeout)
+		defer cancel()
+	}
+
+	res.Started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return fail("could not start /bin/sh: %v", err)
+	}
+	pid := cmd.Process.Pid
+	res.PID = pid
+
+	// The killer signals the whole group, so that grandchildren die too.
+	stop := make(chan struct{})
+	killed := make(chan error, 1) // the context error that caused a kill, or nil
+	go func() {
+		select {
+		case <-runCtx.Done():
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			killed <- runCtx.Err()
+		case <-stop:
+			killed <- nil
+		}
+	}()
+	waitErr := cmd.Wait()
+	close(stop)
+	killErr := <-killed
+	res.Finished = time.Now()
+
+	res.Stdout, res.StdoutTruncated = stdout.buf, stdout.truncated
+	res.Stderr, res.StderrTruncated = stderr.buf, stderr.truncated
+
+	st := cmd.ProcessState
+	if st == nil {
+		// Wait failed before reaping the process; should not happen.
+		res.Err = fmt.Sprintf("waiting for the script: %v", waitErr)
+		return res
+	}
+	ws, _ := st.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Exited():
+		res.ExitCode = ws.ExitStatus()
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && killErr != nil:
+		res.ExitCode = -1
+		if errors.Is(killErr, context.DeadlineExceeded) {
+			res.TimedOut = true
+		} else {
+			res.Canceled = true
+		}
+	case ws.Signaled():
+		res.ExitCode = 128 + int(ws.Signal())
+	default:
+		res.ExitCode = st.ExitCode()
+	}
+	return res
+}
+
+// output keeps up to limit bytes of one stream and forwards them.
+type output struct {
+	mu        *sync.Mutex // shared by both streams: serializes onOutput
+	stream    string
+	limit     int
+	onOutput  func(string, []byte)
+	buf       []byte
+	truncated bool
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.truncated {
+		return len(p), nil // keep draining so the script does not block
+	}
+	chunk := p
+	room := o.limit - len(o.buf)
+	if len(chunk) > room {
+		chunk = chunk[:room]
+	}
+	if len(chunk) > 0 {
+		o.buf = append(o.buf, chunk...)
+		if o.onOutput != nil {
+			o.onOutput(o.stream, chunk)
+		}
+	}
+	if len(p) > room {
+		o.truncated = true
+		marker := []byte(TruncationMarker(o.limit))
+		o.buf = append(o.buf, marker...)
+		if o.onOutput != nil {
+			o.onOutput(o.stream, marker)
+		}
+	}
+	return len(p), nil
+}
+
+// identity is who the script runs as.
+type identity struct {
+	name   string // empty if unknown
+	home   string // empty if unknown
+	uid    uint32
+	gid    uint32
+	groups []uint32            // supplementary groups, for cred
+	cred   *syscall.Credential // nil: run as the agent itself
+}
+
+// resolveIdentity looks up the user to run as. msg is non-empty if the
+// script must not be started.
+func resolveIdentity(name string) (id identity, msg string) {
+	if name == "" {
+		id.uid, id.gid = uint32(os.Getuid()), uint32(os.Getgid())
+		if u, err := user.Current(); err == nil {
+			id.name, id.home = u.Username, u.HomeDir
+		}
+		return id, ""
+	}
+	u, err := user.Lookup(name)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) && isDigits(name) {
+		u, err = user.LookupId(name)
+	}
+	if err != nil {
+		var unknownID user.UnknownUserIdError
+		if errors.As(err, &unknown) || errors.As(err, &unknownID) {
+			return id, fmt.Sprintf("user %q does not exist on this host", name)
+		}
+		return id, fmt.Sprintf("looking up user %q: %v", name, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return id, fmt.Sprintf("user %q has a non-numeric uid or gid (%s:%s)", name, u.Uid, u.Gid)
+	}
+	id = identity{name: u.Username, home: u.HomeDir, uid: uint32(uid), gid: uint32(gid)}
+	need, msg := needCredential(os.Geteuid(), id.uid, name)
+	if msg != "" || !need {
+		return id, msg
+	}
+	gids, err := u.GroupIds()
+	if err != nil {
+		return id, fmt.Sprintf("looking up the groups of user %q: %v", name, err)
+	}
+	for _, g := range gids {
+		n, err := strconv.ParseUint(g, 10, 32)
+		if err != nil {
+			return id, fmt.Sprintf("user %q has a non-numeric group id %q", name, g)
+		}
+		if !slices.Contains(id.groups, uint32(n)) {
+			id.groups = append(id.groups, uint32(n))
+		}
+	}
+	id.cred = &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: id.groups}
+	return id, ""
+}
+
+// needCredential decides whether switching to target is needed (the agent
+// runs as a different uid) and allowed (the agent is root).
+func needCredential(euid int, target uint32, name string) (bool, string) {
+	if euid >= 0 && uint32(euid) == target {
+		return false, ""
+	}
+	if euid != 0 {
+		return false, fmt.Sprintf("the agent must run as root to use --user (it runs as uid %d, and user %q is uid %d)", euid, name, target)
+	}
+	return true, ""
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// buildEnv returns the base environment followed by extra.
+func buildEnv(id identity, extra []string) ([]string, string) {
+	home := id.home
+	if home == "" {
+		home = "/"
+	}
+	env := []string{"PATH=" + DefaultPath, "HOME=" + home, "SHELL=/bin/sh"}
+	if id.name != "" {
+		env = append(env, "USER="+id.name, "LOGNAME="+id.name)
+	}
+	for _, kv := range extra {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsRune(kv, 0) {
+			return nil, fmt.Sprintf("invalid environment entry %q: want KEY=VALUE without NUL bytes", kv)
+		}
+		env = append(env, kv)
+	}
+	return env, ""
+}
+
+// writeScript writes the script to a new 0700 file in dir, owned by the
+// target user when switching users.
+func writeScript(dir, script string, id identity) (path string, err error) {
+	f, err := os.CreateTemp(dir, ".gantry-script-*.sh")
+	if err != nil {
+		return "", err
+	}
+	path = f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(path)
+		}
+	}()
+	if err = f.Chmod(0o700); err != nil {
+		return "", err
+	}
+	if id.cred != nil {
+		if err = f.Chown(int(id.uid), int(id.gid)); err != nil {
+			return "", err
+		}
+	}
+	if _, err = f.WriteString(script); err != nil {
+		return "", err
+	}
+	if err = f.Close(); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// checkTraversable checks from mode bits that the target user can search
+// dir and every parent, so that /bin/sh can open the script file.
+func checkTraversable(dir string, id identity) string {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return fmt.Sprintf("script directory %q: %v", dir, err)
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Sprintf("script directory %q: %v", dir, err)
+		}
+		if !canSearch(fi, id) {
+			return fmt.Sprintf("script directory %q is not accessible to user %q: %q does not grant it search (x) permission; use a WorkDir that every user can traverse (e.g. mode 0711)", dir, id.name, p)
+		}
+		if p == "/" || p == filepath.Dir(p) {
+			return ""
+		}
+	}
+}
+
+func canSearch(fi os.FileInfo, id identity) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || id.uid == 0 {
+		return true
+	}
+	mode := fi.Mode().Perm()
+	switch {
+	case st.Uid == id.uid:
+		return mode&0o100 != 0
+	case st.Gid == id.gid || slices.Contains(id.groups, st.Gid):
+		return mode&0o010 != 0
+	default:
+		return mode&0o001 != 0
+	}
+}

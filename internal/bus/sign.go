@@ -1,0 +1,111 @@
+package bus
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/gantry-dev/gantry/internal/protocol"
+)
+
+// SigHeader carries the base64 signature of a command message body.
+const SigHeader = "Gantry-Sig"
+
+// Signer signs commands with the server's key.
+type Signer struct{ kp nkeys.KeyPair }
+
+// LoadOrCreateSigner reads the server's signing seed from path, or makes a
+// new one there (mode 0600). The key lives in the data directory, apart from
+// the database; servers sharing one database must share this file.
+func LoadOrCreateSigner(path string) (*Signer, error) {
+	seed, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		kp, err := nkeys.CreateServer()
+		if err != nil {
+			return nil, fmt.Errorf("create signing key: %w", err)
+		}
+		seed, _ = kp.Seed()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, seed, 0o600); err != nil {
+			return nil, fmt.Errorf("write signing key %s: %w", path, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read signing key %s: %w", path, err)
+	}
+	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	return &Signer{kp: kp}, nil
+}
+
+// PublicKey is the key agents verify commands with.
+func (s *Signer) PublicKey() string { pk, _ := s.kp.PublicKey(); return pk }
+
+// Message encodes and signs cmd as a NATS message for its host.
+func (s *Signer) Message(cmd protocol.Command) (*nats.Msg, error) {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := s.kp.Sign(body)
+	if err != nil {
+		return nil, fmt.Errorf("sign command %s: %w", cmd.ID, err)
+	}
+	m := nats.NewMsg(CommandSubject(cmd.HostID))
+	m.Data = body
+	m.Header.Set(SigHeader, base64.RawStdEncoding.EncodeToString(sig))
+	return m, nil
+}
+
+// Verifier checks commands on the agent side.
+type Verifier struct {
+	key    nkeys.KeyPair
+	hostID string
+	now    func() time.Time
+}
+
+// NewVerifier verifies commands for hostID signed by serverKey.
+func NewVerifier(serverKey, hostID string) (*Verifier, error) {
+	kp, err := nkeys.FromPublicKey(serverKey)
+	if err != nil {
+		return nil, fmt.Errorf("server key %q: %w", serverKey, err)
+	}
+	return &Verifier{key: kp, hostID: hostID, now: time.Now}, nil
+}
+
+// Errors returned by Verify.
+var (
+	ErrBadSignature = errors.New("command signature is missing or invalid")
+	ErrWrongHost    = errors.New("command is addressed to another host")
+	ErrExpired      = errors.New("command has expired")
+)
+
+// Verify checks signature, addressee and expiry, and decodes the command.
+func (v *Verifier) Verify(m *nats.Msg) (protocol.Command, error) {
+	var cmd protocol.Command
+	sig, err := base64.RawStdEncoding.DecodeString(m.Header.Get(SigHeader))
+	if err != nil || len(sig) == 0 || v.key.Verify(m.Data, sig) != nil {
+		return cmd, ErrBadSignature
+	}
+	if err := json.Unmarshal(m.Data, &cmd); err != nil {
+		return cmd, fmt.Errorf("decode command: %w", err)
+	}
+	if cmd.HostID != v.hostID {
+		return cmd, ErrWrongHost
+	}
+	if !v.now().Before(cmd.ExpiresAt) {
+		return cmd, ErrExpired
+	}
+	return cmd, nil
+}

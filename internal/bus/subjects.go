@@ -1,0 +1,51 @@
+package bus
+
+import "strings"
+
+// Subject names. Host ids are made by the server from [a-z0-9-] only, so
+// they are always a single subject token.
+const (
+	cmdPrefix   = "gantry.cmd."
+	agentPrefix = "gantry.agent."
+	// QueueGroup is the queue group servers use for agent subjects, so that
+	// each agent message is handled once even with several servers.
+	QueueGroup = "gantry-server"
+)
+
+// Agent message kinds (last subject token).
+const (
+	KindHello     = "hello"
+	KindHeartbeat = "hb"
+	KindOutput    = "out"
+	KindStatus    = "status"
+)
+
+// CommandSubject is where hostID receives its commands.
+func CommandSubject(hostID string) string { return cmdPrefix + hostID }
+
+// AgentSubject is where hostID publishes messages of the given kind.
+func AgentSubject(hostID, kind string) string { return agentPrefix + hostID + "." + kind }
+
+// AgentWildcard matches one kind of message from every host.
+func AgentWildcard(kind string) string { return agentPrefix + "*." + kind }
+
+// InboxPrefix is the reply-inbox prefix of hostID's connection.
+func InboxPrefix(hostID string) string { return "_INBOX." + hostID }
+
+// HostFromSubject returns the host id of an agent subject, or "".
+func HostFromSubject(subject string) string {
+	rest, ok := strings.CutPrefix(subject, agentPrefix)
+	if !ok {
+		return ""
+	}
+	host, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return ""
+	}
+	return host
+}
+
+// agentPermissions are the only subjects a host's identity may use.
+func agentPermissions(hostID string) (pub, sub []string) {
+	return []string{agentPrefix + hostID + ".>"}, []string{CommandSubject(hostID), InboxPrefix(hostID) + ".>"}
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-dev/gantry/internal/agent"
+	"github.com/gantry-dev/gantry/internal/selector"
+)
+
+// agentOptions are the flags of `gantry agent`.
+type agentOptions struct {
+	JoinToken string
+	Name      string
+	Labels    string
+	DataDir   string
+	Log       logOptions
+}
+
+func defaultAgentDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/gantry-agent"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "gantry-agent")
+	}
+	return "gantry-agent-data"
+}
+
+func newAgentCmd() *cobra.Command {
+	o := agentOptions{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the host agent (enrolls once with a join token)",
+		Long: `Run the gantry agent on a host. The first start enrolls the host with a join
+token: the agent makes its own key pair, the server records the public half,
+and the identity is saved in --data-dir/identity.json (mode 0600). Later
+starts reuse it and ignore the join token.
+
+The agent connects out to the server's bus only (no listening port), reports
+facts and heartbeats, and runs the commands signed by the server for this
+host, each at most once (journal in --data-dir/journal).
+
+Prefer GANTRY_JOIN_TOKEN to --join-token: the environment is not visible in
+the process list.`,
+		Example: `  # On the server: make a token that labels the host
+  gantry token create --labels role=web,zone=a
+
+  # On the host
+  GANTRY_JOIN_TOKEN=gjt_… gantry agent --server http://gantry.internal:7070`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := o.Log.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			labels, err := selector.ParseLabels(o.Labels)
+			if err != nil {
+				return usageErrorf("--labels: %v", err)
+			}
+			srvURL, _ := cmd.Flags().GetString("server")
+			if srvURL == "" {
+				srvURL = os.Getenv("GANTRY_SERVER")
+			}
+			if o.JoinToken == "" {
+				o.JoinToken = os.Getenv("GANTRY_JOIN_TOKEN")
+			}
+			err = agent.Run(cmd.Context(), agent.Config{
+				Server: srvURL, JoinToken: o.JoinToken, Name: o.Name, Labels: labels,
+				DataDir: o.DataDir, Version: Version, Log: log,
+			})
+			if errors.Is(err, cmd.Context().Err()) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.JoinToken, "join-token", "", "join `token` from 'gantry token create' (env GANTRY_JOIN_TOKEN); needed only to enroll")
+	f.StringVar(&o.Name, "name", "", "host `name` in the inventory (default: the hostname)")
+	f.StringVar(&o.Labels, "labels", "", "labels to request at enrollment, `k=v,…` (the join token's labels win)")
+	f.StringVar(&o.DataDir, "data-dir", defaultAgentDataDir(), "`directory` for the identity and the journal")
+	o.Log.register(cmd)
+	return cmd
+}

@@ -1,0 +1,304 @@
+// Package cli is gantry's command line: the root command, the client
+// commands that talk to a server through package api, and the registration
+// of the server and agent commands.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/spf13/cobra"
+)
+
+// Version is gantry's version, set at build time with
+// -ldflags "-X github.com/gantry-dev/gantry/internal/cli.Version=v1.2.3".
+var Version = "dev"
+
+// Exit codes returned by Execute.
+const (
+	exitOK     = 0 // the command did what was asked
+	exitFailed = 1 // the command ran and failed (e.g. a host failed)
+	exitUsage  = 2 // bad flag, argument or flag value
+)
+
+// Execute runs the gantry command line on os.Args and returns the process
+// exit code: 0 success, 1 the command failed, 2 usage error.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return newApp(os.Stdout, os.Stderr, os.Getenv).execute(ctx, os.Args[1:])
+}
+
+// run is Execute with its inputs made explicit, for tests.
+func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
+	return newApp(stdout, stderr, env).execute(context.Background(), args)
+}
+
+// app is one invocation of the command line: its streams, environment and
+// global flags. Commands receive it instead of reading process globals.
+type app struct {
+	stdout, stderr io.Writer
+	env            func(string) string
+	now            func() time.Time
+	global         globalOptions
+	follow         followTuning
+}
+
+// globalOptions are the flags every command accepts.
+type globalOptions struct {
+	Server string
+	Token  string
+	Output outputFormat
+}
+
+func newApp(stdout, stderr io.Writer, env func(string) string) *app {
+	return &app{
+		stdout: stdout,
+		stderr: stderr,
+		env:    env,
+		now:    time.Now,
+		global: globalOptions{Output: outputTable},
+		follow: defaultFollowTuning,
+	}
+}
+
+// execute builds the command tree, runs args through it and maps the
+// outcome to an exit code, printing errors to stderr. The server's 400
+// answers (a malformed selector or cron expression) count as usage errors.
+func (a *app) execute(ctx context.Context, args []string) int {
+	root := a.newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ex *exitError
+	if errors.As(err, &ex) {
+		return ex.code
+	}
+	fmt.Fprintf(a.stderr, "Error: %s\n", describeError(err))
+	var ue *usageError
+	var se *api.StatusError
+	if errors.As(err, &ue) || (errors.As(err, &se) && se.Status == http.StatusBadRequest) {
+		path := "gantry"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", path)
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func (a *app) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gantry",
+		Short: "Self-hosted DevOps platform: fleet inventory, remote jobs, schedules",
+		Long: `gantry runs scripts on your fleet of hosts and keeps an inventory of them.
+
+One binary is the control-plane server, the host agent and this client.
+Client commands need the server's URL and an API token, taken in this order
+from --server/--token, from GANTRY_SERVER/GANTRY_TOKEN, or from the profile
+saved by 'gantry login'.`,
+		Example: `  # Try it locally: start a dev server, then log in with the token it prints
+  gantry server --dev
+  gantry login --server http://127.0.0.1:7070 --token TOKEN
+
+  # Enroll a host, then run a script on every web host
+  gantry token create --labels role=web
+  gantry run --selector 'role=web' -- uptime`,
+		Version:       Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          groupArgs,
+		RunE:          showHelp,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.global.Server, "server", "", "server `URL` (env GANTRY_SERVER; default from 'gantry login')")
+	pf.StringVar(&a.global.Token, "token", "", "API token `T` (env GANTRY_TOKEN; default from 'gantry login')")
+	pf.VarP(&a.global.Output, "output", "o", "output format: table or json")
+
+	root.AddCommand(
+		newServerCmd(),
+		newAgentCmd(),
+		a.newLoginCmd(),
+		a.newHostsCmd(),
+		a.newTokenCmd(),
+		a.newRunCmd(),
+		a.newJobsCmd(),
+		a.newScheduleCmd(),
+		a.newVersionCmd(),
+	)
+	return root
+}
+
+func (a *app) newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print gantry's version",
+		Example: "  gantry version\n  gantry version -o json",
+		Args:    exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			v := struct {
+				Version string `json:"version"`
+				Go      string `json:"go"`
+				OS      string `json:"os"`
+				Arch    string `json:"arch"`
+			}{Version, runtime.Version(), runtime.GOOS, runtime.GOARCH}
+			return a.emit(v, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "gantry %s (%s, %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+				return err
+			})
+		},
+	}
+}
+
+// newGroupCmd returns a command that only holds subcommands: run bare it
+// prints its help; with an unknown subcommand it is a usage error.
+func newGroupCmd(use, short, example string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Example: example, Args: groupArgs, RunE: showHelp}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+func showHelp(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+
+// groupArgs rejects arguments to a command that only has subcommands.
+func groupArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return &usageError{errors.New(msg)}
+}
+
+// exactArgs requires exactly the named positional arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) < len(names) {
+			return usageErrorf("missing %s argument", strings.Join(names[len(args):], " "))
+		}
+		if len(args) > len(names) {
+			return usageErrorf("unexpected argument %q", args[len(names)])
+		}
+		return nil
+	}
+}
+
+// usageError marks an error as the user's invocation being wrong (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// exitError ends the command with a code and no further message: the
+// command has already explained the outcome on its output.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// describeError renders an error for the "Error: " line, adding hints for
+// common causes.
+func describeError(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	msg := err.Error()
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+		msg += "\nCheck --token / GANTRY_TOKEN, or log in again with 'gantry login --server URL --token TOKEN'."
+	}
+	return msg
+}
+
+// client resolves the server and token (flag > environment > profile) and
+// returns an API client for them.
+func (a *app) client() (*api.Client, error) {
+	server, token, err := a.credentials()
+	if err != nil {
+		return nil, err
+	}
+	return api.New(server, token), nil
+}
+
+// credentials resolves the server URL and token. The profile's token is
+// only used with the profile's server, so a token never leaks to a server
+// it was not issued by.
+func (a *app) credentials() (server, token string, err error) {
+	server = firstNonEmpty(a.global.Server, a.env("GANTRY_SERVER"))
+	token = firstNonEmpty(a.global.Token, a.env("GANTRY_TOKEN"))
+	if server == "" || token == "" {
+		path, err := profilePath(a.env)
+		if err != nil {
+			return "", "", err
+		}
+		p, err := loadProfile(path)
+		if err != nil {
+			return "", "", err
+		}
+		if server == "" {
+			server = p.Server
+		}
+		if token == "" && p.Token != "" && sameServer(server, p.Server) {
+			token = p.Token
+		}
+	}
+	if server == "" {
+		return "", "", errors.New("no server configured: pass --server URL, set GANTRY_SERVER, or run 'gantry login --server URL --token TOKEN'")
+	}
+	server, err = normalizeServer(server)
+	return server, token, err
+}
+
+// normalizeServer checks a server URL and adds http:// when no scheme is
+// given ("localhost:8080" is accepted).
+func normalizeServer(s string) (string, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "/")
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usageErrorf("invalid server URL %q: want http(s)://HOST[:PORT]", s)
+	}
+	return s, nil
+}
+
+func sameServer(a, b string) bool {
+	na, errA := normalizeServer(a)
+	nb, errB := normalizeServer(b)
+	return errA == nil && errB == nil && na == nb
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

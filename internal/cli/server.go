@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-dev/gantry/internal/server"
+)
+
+// serverOptions are the flags of `gantry server`.
+type serverOptions struct {
+	DataDir       string
+	Listen        string
+	NATSListen    string
+	NATSAdvertise string
+	NATSURL       string
+	Database      string
+	Heartbeat     time.Duration
+	Dev           bool
+	Log           logOptions
+}
+
+// logOptions are the logging flags of long-running commands.
+type logOptions struct {
+	Level  string
+	Format string
+}
+
+func (o *logOptions) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&o.Format, "log-format", "text", "log format: text or json")
+}
+
+// logger builds the slog logger the flags ask for.
+func (o logOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.Level)); err != nil {
+		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", o.Level)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch o.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, usageErrorf("--log-format %q: want text or json", o.Format)
+}
+
+func newServerCmd() *cobra.Command {
+	o := serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control-plane server (API, bus, store)",
+		Long: `Run the gantry control plane: the HTTP API, an embedded NATS bus that agents
+connect to, and the store (SQLite in --data-dir, or PostgreSQL with --database).
+
+On its very first start the server creates an admin API token and prints it
+once; set GANTRY_ADMIN_TOKEN to choose it yourself. The command-signing key is
+kept in --data-dir/server.nkey, apart from the database.
+
+--dev runs everything on its embedded defaults plus three local agents
+(dev-web-1, dev-web-2 with role=web; dev-db-1 with role=db) as child
+processes: no Docker, no root, no external service.`,
+		Example: `  # Try gantry on one machine
+  gantry server --dev
+
+  # Production-like: PostgreSQL, agents reach the bus on a private address
+  GANTRY_DATABASE_URL=postgres://gantry:secret@db/gantry gantry server \
+    --listen 0.0.0.0:7070 --nats-listen 0.0.0.0:7422 \
+    --nats-advertise nats://10.0.0.5:7422`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data-dir", "gantry-data", "directory for the SQLite database, the signing key and dev-mode agents")
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:7070", "HTTP `address` of the API")
+	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:7422", "`address` of the embedded NATS server that agents connect to")
+	f.StringVar(&o.NATSAdvertise, "nats-advertise", "", "bus `URL` given to agents (default nats://<nats-listen>)")
+	f.StringVar(&o.NATSURL, "nats-url", "", "use an external NATS at `URL` instead of the embedded one")
+	f.StringVar(&o.Database, "database", "", "PostgreSQL `URL` (postgres://…; env GANTRY_DATABASE_URL); default SQLite in --data-dir")
+	f.DurationVar(&o.Heartbeat, "heartbeat", 5*time.Second, "agent heartbeat interval; a host is offline after 3 missed")
+	f.BoolVar(&o.Dev, "dev", false, "dev mode: also start 3 local agents (role=web ×2, role=db ×1)")
+	o.Log.register(cmd)
+	return cmd
+}
+
+func runServer(cmd *cobra.Command, o serverOptions) error {
+	log, err := o.Log.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	if o.Heartbeat < 100*time.Millisecond || o.Heartbeat > time.Hour {
+		return usageErrorf("--heartbeat %s: want a duration from 100ms to 1h", o.Heartbeat)
+	}
+	if o.Database == "" {
+		o.Database = os.Getenv("GANTRY_DATABASE_URL")
+	}
+	started := time.Now()
+	cfg := server.Config{
+		DataDir: o.DataDir, Listen: o.Listen, NATSListen: o.NATSListen, NATSAdvertise: o.NATSAdvertise,
+		NATSURL: o.NATSURL, Database: o.Database, AdminToken: os.Getenv("GANTRY_ADMIN_TOKEN"), Heartbeat: o.Heartbeat, Log: log,
+	}
+	devTokenFile := filepath.Join(o.DataDir, "dev-admin-token")
+	if o.Dev && cfg.AdminToken == "" {
+		if b, err := os.ReadFile(devTokenFile); err == nil {
+			cfg.AdminToken = strings.TrimSpace(string(b))
+		}
+	}
+	ctx := cmd.Context()
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	out := cmd.OutOrStdout()
+	token := cfg.AdminToken
+	if srv.NewAdminToken != "" {
+		token = srv.NewAdminToken
+		if o.Dev {
+			if err := os.WriteFile(devTokenFile, []byte(token+"\n"), 0o600); err != nil {
+				return fmt.Errorf("save dev admin token: %w", err)
+			}
+		} else {
+			fmt.Fprintf(out, "\nAdmin API token (shown once; store it safely):\n\n    %s\n\n", token)
+		}
+	}
+	if o.Dev {
+		dev, err := startDevAgents(ctx, srv, o.DataDir, log)
+		if err != nil {
+			return err
+		}
+		defer dev.stop()
+		printDevBanner(out, srv.URL(), token, dev.names, time.Since(started))
+	} else {
+		fmt.Fprintf(out, "gantry server listening on %s\n", srv.URL())
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}
+
+func printDevBanner(w io.Writer, url, token string, agents []string, took time.Duration) {
+	fmt.Fprintf(w, `
+gantry dev server ready in %.1fs
+
+  API      %s
+  Token    %s
+  Agents   %s
+
+Try it (in another terminal):
+
+  export GANTRY_SERVER=%s GANTRY_TOKEN=%s
+  gantry hosts ls
+  gantry run --selector role=web -- 'echo "hello from $GANTRY_HOST_NAME"; uname -sr'
+  gantry jobs ls
+
+Press Ctrl-C to stop.
+`, took.Seconds(), url, token, strings.Join(agents, ", "), url, token)
+}

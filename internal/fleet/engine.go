@@ -1,0 +1,230 @@
+// Package fleet owns hosts' presence and jobs: it turns a job request into
+// one persisted execution per matching host, dispatches them as signed
+// commands (at least once), takes the agents' status reports (persisted in
+// batches, acknowledged only once stored), streams live output to watchers,
+// and accounts for every host: succeeded, failed, timed out, offline or
+// unknown.
+//
+// Durable state is in the store; what the engine keeps in memory (presence,
+// running jobs) is rebuilt from the store at start, so a server killed at
+// any point resumes its jobs: executions that were sent but never confirmed
+// are sent again under the same id, and the agent's journal turns a repeat
+// into the recorded result instead of a second run.
+//
+// The engine assumes it is the only active engine on its store. Several
+// servers may share a store for the API, but only one should run engines
+// (see docs/architecture.md).
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/protocol"
+	"github.com/gantry-dev/gantry/internal/store"
+)
+
+// Store is what the engine needs from the store.
+type Store interface {
+	GetHost(ctx context.Context, id string) (store.HostRecord, error)
+	ListHosts(ctx context.Context, includeRevoked bool) ([]store.HostRecord, error)
+	SetHostFacts(ctx context.Context, id string, facts api.Facts) error
+	SetHostStatus(ctx context.Context, id, status string, lastSeen time.Time) error
+	TouchHosts(ctx context.Context, seen map[string]time.Time) error
+	RevokeHost(ctx context.Context, id string) error
+	CreateJob(ctx context.Context, j api.Job, execs []api.Execution) error
+	GetJob(ctx context.Context, id string) (api.Job, error)
+	GetExecution(ctx context.Context, id string) (api.Execution, error)
+	UpdateExecutions(ctx context.Context, ups []store.ExecUpdate) error
+	ListUnfinishedJobs(ctx context.Context) ([]api.Job, error)
+	FinishJob(ctx context.Context, id string, at time.Time) error
+	ListSchedules(ctx context.Context) ([]api.Schedule, error)
+	MarkScheduleRun(ctx context.Context, id string, slot time.Time, jobID string) (bool, error)
+}
+
+// Sender delivers a command to its host (the bus signs and publishes it).
+type Sender func(protocol.Command) error
+
+// Config tunes the engine. Zero values take the defaults named.
+type Config struct {
+	// Heartbeat is the agents' heartbeat interval (default 5s); a host is
+	// offline after 3 missed.
+	Heartbeat time.Duration
+	// Resend is how long a sent command may go unconfirmed before it is sent
+	// again (default 3s).
+	Resend time.Duration
+	// CommandTTL is how long a command stays valid after it is sent
+	// (default 60s); an execution never confirmed by then is given up.
+	CommandTTL time.Duration
+	// ResultGrace is how long past its timeout a running execution may stay
+	// silent before it is marked unknown (default 30s).
+	ResultGrace time.Duration
+	// OutputCap is the bytes of each output stream kept per execution
+	// (default 1 MiB).
+	OutputCap int
+}
+
+func (c *Config) defaults() {
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.Resend <= 0 {
+		c.Resend = 3 * time.Second
+	}
+	if c.CommandTTL <= 0 {
+		c.CommandTTL = 60 * time.Second
+	}
+	if c.ResultGrace <= 0 {
+		c.ResultGrace = 30 * time.Second
+	}
+	if c.OutputCap <= 0 {
+		c.OutputCap = 1 << 20
+	}
+}
+
+// Errors the API maps to statuses.
+var (
+	// ErrInvalid wraps every validation error of a request.
+	ErrInvalid = errors.New("invalid request")
+	// ErrNoHosts means a job's selector matched no host.
+	ErrNoHosts = errors.New("no host matches the selector")
+)
+
+// Engine runs presence tracking, job dispatch and schedules.
+type Engine struct {
+	st   Store
+	send Sender
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu       sync.Mutex
+	hosts    map[string]*presence
+	jobs     map[string]*jobState
+	execs    map[string]*execState
+	watchers map[string]map[*watcher]struct{}
+
+	results chan result
+	kick    chan struct{}
+}
+
+type presence struct {
+	name     string
+	online   bool
+	lastSeen time.Time
+	dirty    bool // lastSeen not yet flushed to the store
+}
+
+type jobState struct {
+	job   api.Job // without executions
+	order []string
+}
+
+type execState struct {
+	id, jobID, hostID, hostName string
+	state                       string
+	timeout                     time.Duration
+	user, script                string
+	dispatchedAt, lastSent      time.Time
+	startedAt                   time.Time
+}
+
+type result struct {
+	up   store.ExecUpdate
+	done chan error
+}
+
+// New makes an engine; call Start to load state and run its loops.
+func New(st Store, send Sender, cfg Config, log *slog.Logger) *Engine {
+	cfg.defaults()
+	return &Engine{
+		st: st, send: send, cfg: cfg, log: log, now: time.Now,
+		hosts: map[string]*presence{}, jobs: map[string]*jobState{}, execs: map[string]*execState{},
+		watchers: map[string]map[*watcher]struct{}{},
+		results:  make(chan result, 16384),
+		kick:     make(chan struct{}, 1),
+	}
+}
+
+// Heartbeat is the configured heartbeat interval.
+func (e *Engine) Heartbeat() time.Duration { return e.cfg.Heartbeat }
+
+// Start loads hosts and unfinished jobs from the store and runs the loops
+// until ctx ends.
+func (e *Engine) Start(ctx context.Context) error {
+	hosts, err := e.st.ListHosts(ctx, false)
+	if err != nil {
+		return fmt.Errorf("load hosts: %w", err)
+	}
+	now := e.now()
+	e.mu.Lock()
+	for _, h := range hosts {
+		// Hosts that were online get a fresh grace period: their agents
+		// reconnect and heartbeat, or they go offline after 3 intervals.
+		e.hosts[h.ID] = &presence{name: h.Name, online: h.Status == api.HostOnline, lastSeen: now}
+	}
+	e.mu.Unlock()
+	jobs, err := e.st.ListUnfinishedJobs(ctx)
+	if err != nil {
+		return fmt.Errorf("load unfinished jobs: %w", err)
+	}
+	for _, j := range jobs {
+		e.track(j, j.Executions)
+	}
+	if len(jobs) > 0 {
+		e.log.Info("resuming unfinished jobs", "jobs", len(jobs))
+	}
+	go e.resultLoop(ctx)
+	go e.dispatchLoop(ctx)
+	go e.presenceLoop(ctx)
+	go e.scheduleLoop(ctx)
+	e.poke()
+	return nil
+}
+
+// track registers a job and its executions in memory.
+func (e *Engine) track(j api.Job, execs []api.Execution) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	js := &jobState{job: j}
+	js.job.Executions = nil
+	for _, x := range execs {
+		js.order = append(js.order, x.ID)
+		es := &execState{id: x.ID, jobID: j.ID, hostID: x.HostID, hostName: x.HostName, state: x.State,
+			timeout: time.Duration(j.TimeoutSeconds) * time.Second, user: j.User, script: j.Script}
+		if x.DispatchedAt != nil {
+			es.dispatchedAt = *x.DispatchedAt
+		}
+		if x.StartedAt != nil {
+			es.startedAt = *x.StartedAt
+		}
+		e.execs[x.ID] = es
+	}
+	e.jobs[j.ID] = js
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// HostOnline reports whether the engine currently sees hostID as online.
+func (e *Engine) HostOnline(hostID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.hosts[hostID]
+	return p != nil && p.online
+}
+
+// sortExecs orders executions by host name, as the store does.
+func sortExecs(xs []api.Execution) {
+	sort.Slice(xs, func(i, j int) bool { return xs[i].HostName < xs[j].HostName })
+}

@@ -1,0 +1,371 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/ids"
+	"github.com/gantry-dev/gantry/internal/protocol"
+	"github.com/gantry-dev/gantry/internal/selector"
+	"github.com/gantry-dev/gantry/internal/store"
+)
+
+// Limits on a job request.
+const (
+	// MaxScriptBytes is the largest script a job may carry.
+	MaxScriptBytes = 256 << 10
+	// DefaultTimeout applies when a job names none.
+	DefaultTimeout = 10 * time.Minute
+	// MaxTimeout is the longest timeout a job may ask for.
+	MaxTimeout = 24 * time.Hour
+)
+
+// ValidateSpec checks a job request and fills defaults.
+func ValidateSpec(spec *api.JobSpec) error {
+	if spec.Script == "" {
+		return fmt.Errorf("%w: script is empty", ErrInvalid)
+	}
+	if len(spec.Script) > MaxScriptBytes {
+		return fmt.Errorf("%w: script is %d bytes; the limit is %d bytes (256 KiB): copy large files with a bundle instead", ErrInvalid, len(spec.Script), MaxScriptBytes)
+	}
+	if spec.TimeoutSeconds < 0 || time.Duration(spec.TimeoutSeconds)*time.Second > MaxTimeout {
+		return fmt.Errorf("%w: timeout_seconds must be from 1 to %d (0 = default %s)", ErrInvalid, int(MaxTimeout.Seconds()), DefaultTimeout)
+	}
+	if spec.TimeoutSeconds == 0 {
+		spec.TimeoutSeconds = int(DefaultTimeout.Seconds())
+	}
+	if spec.Concurrency < 0 {
+		return fmt.Errorf("%w: concurrency must be 0 (all at once) or more", ErrInvalid)
+	}
+	if _, err := selector.Parse(spec.Selector); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// CreateJob persists a job with one execution per matching host, then
+// dispatches it. Hosts that are offline now are accounted as offline at once.
+func (e *Engine) CreateJob(ctx context.Context, spec api.JobSpec) (api.Job, error) {
+	return e.createJob(ctx, spec, "", "", false)
+}
+
+// createJob makes a job; jobID may be preset (schedules record it first).
+func (e *Engine) createJob(ctx context.Context, spec api.JobSpec, scheduleID, jobID string, allowEmpty bool) (api.Job, error) {
+	if jobID == "" {
+		jobID = ids.New("j")
+	}
+	if err := ValidateSpec(&spec); err != nil {
+		return api.Job{}, err
+	}
+	sel, _ := selector.Parse(spec.Selector)
+	hosts, err := e.st.ListHosts(ctx, false)
+	if err != nil {
+		return api.Job{}, fmt.Errorf("list hosts: %w", err)
+	}
+	now := e.now().UTC()
+	job := api.Job{
+		ID: jobID, Selector: spec.Selector, Script: spec.Script, Concurrency: spec.Concurrency,
+		TimeoutSeconds: spec.TimeoutSeconds, User: spec.User, ScheduleID: scheduleID,
+		State: api.JobRunning, CreatedAt: now,
+	}
+	var execs []api.Execution
+	for _, h := range hosts {
+		if !sel.Matches(h.Labels) {
+			continue
+		}
+		x := api.Execution{ID: ids.New("x"), JobID: job.ID, HostID: h.ID, HostName: h.Name, State: api.ExecPending}
+		if !e.HostOnline(h.ID) {
+			x.State, x.Error, x.FinishedAt = api.ExecOffline, "host was offline when the job started", &now
+		}
+		execs = append(execs, x)
+	}
+	if len(execs) == 0 && !allowEmpty {
+		return api.Job{}, fmt.Errorf("%w %q (%d hosts enrolled; see `gantry hosts ls`)", ErrNoHosts, spec.Selector, len(hosts))
+	}
+	sortExecs(execs)
+	if err := e.st.CreateJob(ctx, job, execs); err != nil {
+		return api.Job{}, fmt.Errorf("store job: %w", err)
+	}
+	e.track(job, execs)
+	e.log.Info("job created", "job", job.ID, "hosts", len(execs), "selector", spec.Selector, "schedule", scheduleID)
+	e.poke()
+	job.Executions = execs
+	job.Counts = countStates(execs)
+	if e.maybeFinish(ctx, job.ID) {
+		job.State = api.JobFinished
+	}
+	return job, nil
+}
+
+func countStates(xs []api.Execution) map[string]int {
+	c := map[string]int{}
+	for _, x := range xs {
+		c[x.State]++
+	}
+	return c
+}
+
+// dispatchLoop sends pending executions (within each job's concurrency),
+// resends unconfirmed ones and gives up on silent ones.
+func (e *Engine) dispatchLoop(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.kick:
+		}
+		e.dispatchOnce(ctx)
+	}
+}
+
+// dispatchOnce is one pass of the dispatcher.
+func (e *Engine) dispatchOnce(ctx context.Context) {
+	now := e.now().UTC()
+	var sends []protocol.Command
+	var ups []store.ExecUpdate
+	e.mu.Lock()
+	for _, js := range e.jobs {
+		inflight := 0
+		for _, id := range js.order {
+			if s := e.execs[id].state; s == api.ExecDispatched || s == api.ExecRunning {
+				inflight++
+			}
+		}
+		for _, id := range js.order {
+			x := e.execs[id]
+			online := e.hosts[x.hostID] != nil && e.hosts[x.hostID].online
+			switch x.state {
+			case api.ExecPending:
+				if !online {
+					ups = append(ups, final(x.id, api.ExecOffline, "host was offline when its turn came", now))
+					continue
+				}
+				if js.job.Concurrency > 0 && inflight >= js.job.Concurrency {
+					continue
+				}
+				inflight++
+				x.state, x.dispatchedAt, x.lastSent = api.ExecDispatched, now, now
+				ups = append(ups, store.ExecUpdate{ID: x.id, State: api.ExecDispatched, DispatchedAt: &now})
+				sends = append(sends, e.command(x, now))
+			case api.ExecDispatched:
+				switch {
+				case now.Sub(x.dispatchedAt) > e.cfg.CommandTTL:
+					state, msg := api.ExecUnknown, "the agent never confirmed the command"
+					if !online {
+						state, msg = api.ExecOffline, "host went offline before starting the command"
+					}
+					ups = append(ups, final(x.id, state, msg, now))
+				case online && now.Sub(x.lastSent) >= e.cfg.Resend:
+					x.lastSent = now
+					sends = append(sends, e.command(x, now))
+				}
+			case api.ExecRunning:
+				if now.Sub(x.startedAt) > x.timeout+e.cfg.ResultGrace {
+					ups = append(ups, final(x.id, api.ExecUnknown, fmt.Sprintf("no result from the host within its timeout (%s) plus %s", x.timeout, e.cfg.ResultGrace), now))
+				}
+			}
+		}
+	}
+	e.mu.Unlock()
+	if len(ups) > 0 {
+		// Persist "dispatched" before sending: after a crash the command is
+		// sent again under the same id rather than lost.
+		if err := e.apply(ctx, ups); err != nil {
+			e.log.Error("dispatch: store executions", "err", err)
+			return
+		}
+	}
+	for _, c := range sends {
+		if err := e.send(c); err != nil {
+			e.log.Warn("dispatch: send command (will resend)", "exec", c.ID, "host", c.HostID, "err", err)
+		}
+	}
+}
+
+// command builds the (unsigned) command for an execution; a resend gets a
+// new expiry but the same id.
+func (e *Engine) command(x *execState, now time.Time) protocol.Command {
+	return protocol.Command{
+		ID: x.id, HostID: x.hostID, Kind: protocol.CmdExec, IssuedAt: now, ExpiresAt: now.Add(e.cfg.CommandTTL),
+		Exec: &protocol.ExecCommand{JobID: x.jobID, Script: x.script, TimeoutSeconds: int(x.timeout / time.Second), User: x.user, OutputCap: e.cfg.OutputCap},
+	}
+}
+
+func final(id, state, msg string, now time.Time) store.ExecUpdate {
+	return store.ExecUpdate{ID: id, State: state, Error: msg, FinishedAt: &now}
+}
+
+// HandleStatus takes an agent's status report for one of its executions and
+// returns once it is stored (the caller then acknowledges it). Reports for
+// executions of other hosts are refused.
+func (e *Engine) HandleStatus(ctx context.Context, hostID string, s protocol.Status) error {
+	e.mu.Lock()
+	x := e.execs[s.ExecID]
+	var owner string
+	if x != nil {
+		owner = x.hostID
+	}
+	e.mu.Unlock()
+	if x == nil {
+		stored, err := e.st.GetExecution(ctx, s.ExecID)
+		if err != nil {
+			return fmt.Errorf("execution %s: %w", s.ExecID, err)
+		}
+		owner = stored.HostID
+		if owner == hostID {
+			return nil // job already finished: the report is a repeat
+		}
+	}
+	if owner != hostID {
+		e.log.Warn("refused status for another host's execution", "host", hostID, "exec", s.ExecID)
+		return fmt.Errorf("execution %s does not belong to host %s", s.ExecID, hostID)
+	}
+	if s.State != api.ExecRunning && !api.ExecDone(s.State) {
+		return fmt.Errorf("invalid state %q", s.State)
+	}
+	up := store.ExecUpdate{ID: s.ExecID, State: s.State, ExitCode: s.ExitCode, Error: s.Error,
+		StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
+	if api.ExecDone(s.State) {
+		out, errs := string(s.Stdout), string(s.Stderr)
+		up.Stdout, up.Stderr = &out, &errs
+	}
+	done := make(chan error, 1)
+	select {
+	case e.results <- result{up: up, done: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// resultLoop stores status reports in batches.
+func (e *Engine) resultLoop(ctx context.Context) {
+	for {
+		var batch []result
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-e.results:
+			batch = append(batch, r)
+		}
+	more:
+		for len(batch) < 5000 {
+			select {
+			case r := <-e.results:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		ups := make([]store.ExecUpdate, len(batch))
+		for i, r := range batch {
+			ups[i] = r.up
+		}
+		err := e.apply(ctx, ups)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+// apply stores execution updates, mirrors them in memory, tells watchers
+// and finishes jobs whose hosts are all accounted for.
+func (e *Engine) apply(ctx context.Context, ups []store.ExecUpdate) error {
+	if err := e.st.UpdateExecutions(ctx, ups); err != nil {
+		return err
+	}
+	touched := map[string]bool{}
+	var events []api.JobEvent
+	e.mu.Lock()
+	for _, u := range ups {
+		x := e.execs[u.ID]
+		if x == nil || api.ExecDone(x.state) {
+			continue
+		}
+		x.state = u.State
+		if u.StartedAt != nil {
+			x.startedAt = *u.StartedAt
+		} else if u.State == api.ExecRunning {
+			x.startedAt = e.now()
+		}
+		touched[x.jobID] = true
+		if u.State == api.ExecDispatched {
+			continue // not worth an event
+		}
+		ev := api.Execution{ID: x.id, JobID: x.jobID, HostID: x.hostID, HostName: x.hostName, State: u.State,
+			ExitCode: u.ExitCode, Error: u.Error, StartedAt: u.StartedAt, FinishedAt: u.FinishedAt}
+		events = append(events, api.JobEvent{Type: "state", HostID: x.hostID, HostName: x.hostName, Execution: &ev})
+	}
+	e.mu.Unlock()
+	for _, ev := range events {
+		e.publish(ev.Execution.JobID, ev)
+	}
+	for id := range touched {
+		e.maybeFinish(ctx, id)
+	}
+	e.poke()
+	return nil
+}
+
+// maybeFinish finishes a job when every execution is final.
+func (e *Engine) maybeFinish(ctx context.Context, jobID string) bool {
+	e.mu.Lock()
+	js := e.jobs[jobID]
+	if js == nil {
+		e.mu.Unlock()
+		return false
+	}
+	for _, id := range js.order {
+		if !api.ExecDone(e.execs[id].state) {
+			e.mu.Unlock()
+			return false
+		}
+	}
+	e.mu.Unlock()
+	if err := e.st.FinishJob(ctx, jobID, e.now().UTC()); err != nil {
+		e.log.Error("finish job", "job", jobID, "err", err)
+		return false
+	}
+	e.mu.Lock()
+	for _, id := range js.order {
+		delete(e.execs, id)
+	}
+	delete(e.jobs, jobID)
+	e.mu.Unlock()
+	job, err := e.st.GetJob(ctx, jobID)
+	if err != nil {
+		e.log.Error("load finished job", "job", jobID, "err", err)
+		return true
+	}
+	job.Counts = countStates(job.Executions)
+	e.log.Info("job finished", "job", jobID, "counts", job.Counts)
+	e.publish(jobID, api.JobEvent{Type: "done", Job: &job})
+	e.closeWatchers(jobID)
+	return true
+}
+
+// HandleOutput forwards a live output chunk to the job's watchers.
+func (e *Engine) HandleOutput(hostID string, o protocol.Output) {
+	e.mu.Lock()
+	x := e.execs[o.ExecID]
+	ok := x != nil && x.hostID == hostID
+	var name, jobID string
+	if ok {
+		name, jobID = x.hostName, x.jobID
+	}
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	e.publish(jobID, api.JobEvent{Type: "output", HostID: hostID, HostName: name, Stream: o.Stream, Data: string(o.Data)})
+}

@@ -1,0 +1,114 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/ids"
+)
+
+// ParseCron checks a schedule expression: five fields (minute hour
+// day-of-month month day-of-week) or a descriptor such as @hourly or
+// @every 30s, as robfig/cron's standard parser reads them.
+func ParseCron(expr string) (cron.Schedule, error) {
+	s, err := cron.ParseStandard(expr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cron %q: %v (want 5 fields \"min hour dom month dow\", e.g. \"*/5 * * * *\", or @hourly, @daily, @every 30s)", ErrInvalid, expr, err)
+	}
+	return s, nil
+}
+
+// NewSchedule validates a schedule request and fills its id and times.
+func (e *Engine) NewSchedule(s api.Schedule) (api.Schedule, error) {
+	c, err := ParseCron(s.Cron)
+	if err != nil {
+		return s, err
+	}
+	spec := api.JobSpec{Selector: s.Selector, Script: s.Script, Concurrency: s.Concurrency, TimeoutSeconds: s.TimeoutSeconds, User: s.User}
+	if err := ValidateSpec(&spec); err != nil {
+		return s, err
+	}
+	s.TimeoutSeconds = spec.TimeoutSeconds
+	s.ID = ids.New("s")
+	s.CreatedAt = e.now().UTC()
+	next := c.Next(s.CreatedAt)
+	s.NextRunAt = &next
+	return s, nil
+}
+
+// lastSlot is the latest time at or before now that the schedule fires.
+func lastSlot(c cron.Schedule, since, now time.Time) (time.Time, bool) {
+	var slot time.Time
+	for t := c.Next(since); !t.After(now); t = c.Next(t) {
+		slot = t
+	}
+	return slot, !slot.IsZero()
+}
+
+// scheduleLoop fires due schedules once a second. A server that was down
+// over several slots runs only the latest one (no burst of catch-up jobs).
+func (e *Engine) scheduleLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.runDueSchedules(ctx)
+	}
+}
+
+func (e *Engine) runDueSchedules(ctx context.Context) {
+	scheds, err := e.st.ListSchedules(ctx)
+	if err != nil {
+		e.log.Warn("list schedules", "err", err)
+		return
+	}
+	now := e.now().UTC()
+	for _, s := range scheds {
+		c, err := ParseCron(s.Cron)
+		if err != nil {
+			continue
+		}
+		since := s.CreatedAt
+		if s.LastRunAt != nil && s.LastRunAt.After(since) {
+			since = *s.LastRunAt
+		}
+		if limit := now.Add(-24 * time.Hour); since.Before(limit) {
+			since = limit // bound the walk over missed slots
+		}
+		slot, due := lastSlot(c, since, now)
+		if !due {
+			continue
+		}
+		jobID := ids.New("j")
+		ok, err := e.st.MarkScheduleRun(ctx, s.ID, slot, jobID)
+		if err != nil || !ok {
+			continue
+		}
+		job, err := e.createJob(ctx, api.JobSpec{Selector: s.Selector, Script: s.Script, Concurrency: s.Concurrency, TimeoutSeconds: s.TimeoutSeconds, User: s.User}, s.ID, jobID, true)
+		if err != nil {
+			e.log.Warn("scheduled job", "schedule", s.ID, "err", err)
+			continue
+		}
+		e.log.Info("schedule fired", "schedule", s.ID, "slot", slot, "job", job.ID)
+	}
+}
+
+// WithNextRun fills a schedule's next run time from its expression.
+func (e *Engine) WithNextRun(s api.Schedule) api.Schedule {
+	c, err := ParseCron(s.Cron)
+	if err != nil {
+		return s
+	}
+	from := e.now().UTC()
+	next := c.Next(from)
+	s.NextRunAt = &next
+	return s
+}

@@ -1,0 +1,154 @@
+// Package httpapi is gantry's HTTP API under /api/v1, plus /healthz,
+// /readyz and /metrics.
+//
+// Routes are declared once, in a table (routes.go) that drives both the
+// standard-library mux and the OpenAPI document served at
+// /api/v1/openapi.json, so the document cannot drift from the routes.
+// Every route requires a bearer token unless the table says otherwise
+// (only /healthz, /readyz and the agents' enrollment, which carries a join
+// token instead). Authorization happens before any body is read. Errors are
+// mapped to statuses in one place (errors.go).
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/fleet"
+	"github.com/gantry-dev/gantry/internal/store"
+)
+
+// Deps are what the API serves from.
+type Deps struct {
+	Store store.Store
+	Fleet *fleet.Engine
+	// Revoke drops a host's bus connections (after the store revoked it).
+	Revoke func(hostID string) error
+	// BusURLs and ServerKey are handed to enrolling agents.
+	BusURLs   []string
+	ServerKey string
+	// Ready reports whether the server can take work.
+	Ready    func() bool
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+}
+
+// API is the HTTP handler.
+type API struct {
+	d       Deps
+	mux     *http.ServeMux
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// New builds the handler with every route of the table.
+func New(d Deps) *API {
+	a := &API{d: d, mux: http.NewServeMux()}
+	a.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"})
+	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gantry_http_request_duration_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"})
+	d.Registry.MustRegister(a.reqs, a.latency)
+	for _, r := range a.routes() {
+		a.mux.Handle(r.Method+" "+r.Path, a.wrap(r))
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, api.Error{Error: "no route " + r.Method + " " + r.URL.Path + " (see /api/v1/openapi.json)", Code: "not_found"})
+	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+type principalKey struct{}
+
+// wrap adds authentication, metrics and panic safety to a route.
+func (a *API) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: 200}
+		defer func() {
+			a.reqs.WithLabelValues(rt.Path, http.StatusText(sw.code)).Inc()
+			a.latency.WithLabelValues(rt.Path).Observe(time.Since(start).Seconds())
+		}()
+		if !rt.Public {
+			tok, err := a.authenticate(r)
+			if err != nil {
+				sw.Header().Set("WWW-Authenticate", `Bearer realm="gantry"`)
+				writeError(sw, r, err, a.d.Log)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, tok))
+		}
+		if rt.Body != nil {
+			r.Body = http.MaxBytesReader(sw, r.Body, 1<<20)
+		}
+		rt.Handler(sw, r)
+	})
+}
+
+// authenticate checks the bearer token against the stored hashes.
+func (a *API) authenticate(r *http.Request) (store.APIToken, error) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return store.APIToken{}, errUnauthorized("missing bearer token: pass --token, set GANTRY_TOKEN or run `gantry login`")
+	}
+	t, err := a.d.Store.GetAPITokenByHash(r.Context(), HashToken(tok))
+	if err != nil {
+		return store.APIToken{}, errUnauthorized("invalid token")
+	}
+	return t, nil
+}
+
+// HashToken is how API and join tokens are stored: hex SHA-256. Tokens are
+// 256-bit random values, so a plain hash is enough (no password stretching).
+func HashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+
+// Flush lets streaming handlers flush through the wrapper.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body strictly (unknown fields are errors).
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errBadRequest("request body: " + err.Error())
+	}
+	return nil
+}
+
+func (a *API) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.d.Registry, promhttp.HandlerOpts{})
+}

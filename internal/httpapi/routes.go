@@ -1,0 +1,425 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/ids"
+	"github.com/gantry-dev/gantry/internal/selector"
+	"github.com/gantry-dev/gantry/internal/store"
+)
+
+// route is one entry of the API table.
+type route struct {
+	Method, Path, Summary string
+	Public                bool // no bearer token (health, enrollment)
+	Body                  any  // request body type, for the OpenAPI document
+	Resp                  any  // response body type
+	Status                int  // success status (default 200)
+	Query                 []string
+	Handler               http.HandlerFunc
+}
+
+// Whoami is the body of GET /api/v1/whoami.
+type Whoami struct {
+	TokenID string `json:"token_id"`
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+}
+
+func (a *API) routes() []route {
+	return []route{
+		{Method: "GET", Path: "/healthz", Summary: "Liveness: the process serves HTTP.", Public: true, Handler: a.healthz},
+		{Method: "GET", Path: "/readyz", Summary: "Readiness: store and bus are up.", Public: true, Handler: a.readyz},
+		{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics.", Handler: a.metricsHandler().ServeHTTP},
+		{Method: "GET", Path: "/api/v1/openapi.json", Summary: "This document.", Handler: a.openapi},
+		{Method: "GET", Path: "/api/v1/whoami", Summary: "The caller's token.", Resp: Whoami{}, Handler: a.whoami},
+		{Method: "POST", Path: "/api/v1/enroll", Summary: "Enroll an agent with a join token (no bearer token).", Public: true, Body: api.EnrollRequest{}, Resp: api.EnrollResponse{}, Status: 201, Handler: a.enroll},
+		{Method: "GET", Path: "/api/v1/hosts", Summary: "List hosts, optionally by label selector.", Query: []string{"selector", "include_revoked"}, Resp: []api.Host{}, Handler: a.listHosts},
+		{Method: "GET", Path: "/api/v1/hosts/{host}", Summary: "Show a host by id or name.", Resp: api.Host{}, Handler: a.getHost},
+		{Method: "PATCH", Path: "/api/v1/hosts/{host}/labels", Summary: "Set and remove labels.", Body: api.LabelsRequest{}, Resp: api.Host{}, Handler: a.labelHost},
+		{Method: "DELETE", Path: "/api/v1/hosts/{host}", Summary: "Revoke a host: drop its connection and refuse it from now on.", Status: 204, Handler: a.removeHost},
+		{Method: "POST", Path: "/api/v1/join-tokens", Summary: "Create a join token.", Body: api.CreateJoinTokenRequest{}, Resp: api.JoinToken{}, Status: 201, Handler: a.createJoinToken},
+		{Method: "GET", Path: "/api/v1/join-tokens", Summary: "List join tokens (without secrets).", Resp: []api.JoinToken{}, Handler: a.listJoinTokens},
+		{Method: "POST", Path: "/api/v1/jobs", Summary: "Run a script on every host matching a selector.", Body: api.JobSpec{}, Resp: api.Job{}, Status: 201, Handler: a.createJob},
+		{Method: "GET", Path: "/api/v1/jobs", Summary: "List jobs, newest first.", Query: []string{"limit"}, Resp: []api.Job{}, Handler: a.listJobs},
+		{Method: "GET", Path: "/api/v1/jobs/{id}", Summary: "Show a job with every host's result.", Resp: api.Job{}, Handler: a.getJob},
+		{Method: "GET", Path: "/api/v1/jobs/{id}/events", Summary: "Stream a job's events as NDJSON until it finishes.", Resp: api.JobEvent{}, Handler: a.jobEvents},
+		{Method: "POST", Path: "/api/v1/schedules", Summary: "Run a job on a cron schedule.", Body: api.Schedule{}, Resp: api.Schedule{}, Status: 201, Handler: a.createSchedule},
+		{Method: "GET", Path: "/api/v1/schedules", Summary: "List schedules.", Resp: []api.Schedule{}, Handler: a.listSchedules},
+		{Method: "DELETE", Path: "/api/v1/schedules/{id}", Summary: "Delete a schedule.", Status: 204, Handler: a.deleteSchedule},
+	}
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, 200, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.d.Ready != nil && !a.d.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	}
+	if _, err := a.d.Store.CountAPITokens(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
+	t := r.Context().Value(principalKey{}).(store.APIToken)
+	writeJSON(w, 200, Whoami{TokenID: t.ID, Name: t.Name, Role: t.Role})
+}
+
+// enroll admits a new agent: one use of a join token buys one host.
+func (a *API) enroll(w http.ResponseWriter, r *http.Request) {
+	var req api.EnrollRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if req.JoinToken == "" {
+		writeError(w, r, errUnauthorized("join_token is required"), a.d.Log)
+		return
+	}
+	if !nkeys.IsValidPublicUserKey(req.NKey) {
+		writeError(w, r, errBadRequest("nkey must be a NATS user public key"), a.d.Log)
+		return
+	}
+	if err := validateHostName(req.Name); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	labels := map[string]string{}
+	for k, v := range req.Labels {
+		labels[k] = v
+	}
+	if err := validateLabels(labels); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	now := time.Now().UTC()
+	h := store.HostRecord{NKey: req.NKey, Host: api.Host{ID: ids.New("h"), Name: req.Name, Labels: labels, Facts: req.Facts, Status: api.HostOffline, EnrolledAt: now}}
+	err := a.d.Store.EnrollHost(r.Context(), HashToken(req.JoinToken), now, h)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err = errUnauthorized("join token is not valid (create one with `gantry token create`)")
+	case errors.Is(err, store.ErrExpired):
+		err = errForbidden("join token has expired (create a new one with `gantry token create`)")
+	case errors.Is(err, store.ErrUsedUp):
+		err = errForbidden("join token has been used up (create one with `gantry token create --uses N`)")
+	case errors.Is(err, store.ErrConflict):
+		err = &apiError{http.StatusConflict, "conflict", fmt.Sprintf("a host named %q is already enrolled: start the agent with another --name, or remove the old host with `gantry hosts rm %s`", req.Name, req.Name)}
+	}
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	a.d.Log.Info("host enrolled", "host", h.ID, "name", h.Name, "remote", r.RemoteAddr)
+	writeJSON(w, 201, api.EnrollResponse{HostID: h.ID, NATSURLs: a.d.BusURLs, ServerKey: a.d.ServerKey, HeartbeatSeconds: int(a.d.Fleet.Heartbeat() / time.Second)})
+}
+
+func validateHostName(n string) error {
+	if n == "" || len(n) > 253 {
+		return errBadRequest("host name must be 1 to 253 characters")
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return errBadRequest(fmt.Sprintf("host name %q: only letters, digits, '-', '_' and '.' are allowed", n))
+		}
+	}
+	return nil
+}
+
+func validateLabels(l map[string]string) error {
+	for k, v := range l {
+		if err := selector.ValidateKey(k); err != nil {
+			return errBadRequest(fmt.Sprintf("label %q: %v", k, err))
+		}
+		if err := selector.ValidateValue(v); err != nil {
+			return errBadRequest(fmt.Sprintf("label %s=%q: %v", k, v, err))
+		}
+	}
+	return nil
+}
+
+func (a *API) listHosts(w http.ResponseWriter, r *http.Request) {
+	sel, err := selector.Parse(r.URL.Query().Get("selector"))
+	if err != nil {
+		writeError(w, r, errBadRequest(err.Error()), a.d.Log)
+		return
+	}
+	hosts, err := a.d.Store.ListHosts(r.Context(), r.URL.Query().Get("include_revoked") == "true")
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	out := []api.Host{}
+	for _, h := range hosts {
+		if sel.Matches(h.Labels) {
+			out = append(out, h.Host)
+		}
+	}
+	writeJSON(w, 200, out)
+}
+
+// host resolves {host}: an id, or else a name.
+func (a *API) host(r *http.Request) (store.HostRecord, error) {
+	ref := r.PathValue("host")
+	if strings.HasPrefix(ref, "h-") {
+		if h, err := a.d.Store.GetHost(r.Context(), ref); err == nil {
+			return h, nil
+		}
+	}
+	h, err := a.d.Store.GetHostByName(r.Context(), ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return h, fmt.Errorf("host %q: %w (see `gantry hosts ls`)", ref, store.ErrNotFound)
+	}
+	return h, err
+}
+
+func (a *API) getHost(w http.ResponseWriter, r *http.Request) {
+	h, err := a.host(r)
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	writeJSON(w, 200, h.Host)
+}
+
+func (a *API) labelHost(w http.ResponseWriter, r *http.Request) {
+	var req api.LabelsRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if err := validateLabels(req.Set); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	h, err := a.host(r)
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	labels := map[string]string{}
+	for k, v := range h.Labels {
+		labels[k] = v
+	}
+	for k, v := range req.Set {
+		labels[k] = v
+	}
+	for _, k := range req.Remove {
+		delete(labels, k)
+	}
+	if err := a.d.Store.SetHostLabels(r.Context(), h.ID, labels); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	h.Labels = labels
+	writeJSON(w, 200, h.Host)
+}
+
+func (a *API) removeHost(w http.ResponseWriter, r *http.Request) {
+	h, err := a.host(r)
+	if err == nil {
+		err = a.d.Store.RevokeHost(r.Context(), h.ID)
+	}
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if err := a.d.Revoke(h.ID); err != nil {
+		a.d.Log.Warn("revoke: drop connection", "host", h.ID, "err", err)
+	}
+	a.d.Fleet.Forget(h.ID)
+	a.d.Log.Info("host revoked", "host", h.ID, "name", h.Name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) createJoinToken(w http.ResponseWriter, r *http.Request) {
+	req := api.CreateJoinTokenRequest{TTLSeconds: 3600, MaxUses: 1}
+	if err := decode(r, &req); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if req.TTLSeconds <= 0 || req.TTLSeconds > 365*24*3600 {
+		writeError(w, r, errBadRequest("ttl_seconds must be from 1 to 31536000 (one year)"), a.d.Log)
+		return
+	}
+	if req.MaxUses < 0 {
+		writeError(w, r, errBadRequest("max_uses must be 0 (unlimited until expiry) or more"), a.d.Log)
+		return
+	}
+	if err := validateLabels(req.Labels); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	now := time.Now().UTC()
+	secret := ids.Secret("gjt")
+	t := store.JoinTokenRecord{Hash: HashToken(secret), JoinToken: api.JoinToken{ID: ids.New("jt"), Labels: req.Labels, ExpiresAt: now.Add(time.Duration(req.TTLSeconds) * time.Second), MaxUses: req.MaxUses, CreatedAt: now}}
+	if err := a.d.Store.CreateJoinToken(r.Context(), t); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	out := t.JoinToken
+	out.Token = secret
+	writeJSON(w, 201, out)
+}
+
+func (a *API) listJoinTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.d.Store.ListJoinTokens(r.Context())
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if ts == nil {
+		ts = []api.JoinToken{}
+	}
+	writeJSON(w, 200, ts)
+}
+
+func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
+	var spec api.JobSpec
+	if err := decode(r, &spec); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	job, err := a.d.Fleet.CreateJob(r.Context(), spec)
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	writeJSON(w, 201, job)
+}
+
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, r, errBadRequest("limit must be a number from 1 to 1000"), a.d.Log)
+			return
+		}
+		limit = n
+	}
+	jobs, err := a.d.Store.ListJobs(r.Context(), limit)
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if jobs == nil {
+		jobs = []api.Job{}
+	}
+	writeJSON(w, 200, jobs)
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	job, err := a.d.Store.GetJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	writeJSON(w, 200, withCounts(job))
+}
+
+func withCounts(j api.Job) api.Job {
+	if j.Counts == nil {
+		j.Counts = map[string]int{}
+		for _, x := range j.Executions {
+			j.Counts[x.State]++
+		}
+	}
+	return j
+}
+
+// jobEvents streams NDJSON: current states, live events, then "done".
+func (a *API) jobEvents(w http.ResponseWriter, r *http.Request) {
+	job, events, cancel, err := a.d.Fleet.Watch(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(200)
+	enc := json.NewEncoder(w)
+	flush := func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	for i := range job.Executions {
+		x := job.Executions[i]
+		_ = enc.Encode(api.JobEvent{Type: "state", HostID: x.HostID, HostName: x.HostName, Execution: &x})
+	}
+	if job.State == api.JobFinished {
+		_ = enc.Encode(api.JobEvent{Type: "done", Job: &job})
+		return
+	}
+	flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return // finished (done was sent) or too slow: the client reloads
+			}
+			if err := enc.Encode(ev); err != nil {
+				return
+			}
+			flush()
+		}
+	}
+}
+
+func (a *API) createSchedule(w http.ResponseWriter, r *http.Request) {
+	var req api.Schedule
+	if err := decode(r, &req); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	s, err := a.d.Fleet.NewSchedule(req)
+	if err == nil {
+		err = a.d.Store.CreateSchedule(r.Context(), s)
+	}
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	writeJSON(w, 201, s)
+}
+
+func (a *API) listSchedules(w http.ResponseWriter, r *http.Request) {
+	ss, err := a.d.Store.ListSchedules(r.Context())
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if ss == nil {
+		ss = []api.Schedule{}
+	}
+	for i := range ss {
+		ss[i] = a.d.Fleet.WithNextRun(ss[i])
+	}
+	writeJSON(w, 200, ss)
+}
+
+func (a *API) deleteSchedule(w http.ResponseWriter, r *http.Request) {
+	if err := a.d.Store.DeleteSchedule(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

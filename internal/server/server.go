@@ -1,0 +1,306 @@
+// Package server is the composition root of the gantry control plane: it
+// opens the store (SQLite in the data directory, or PostgreSQL), starts the
+// bus (embedded NATS, or an external one), the engines and the HTTP API, and
+// shuts them down in order.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/bus"
+	"github.com/gantry-dev/gantry/internal/fleet"
+	"github.com/gantry-dev/gantry/internal/httpapi"
+	"github.com/gantry-dev/gantry/internal/ids"
+	"github.com/gantry-dev/gantry/internal/protocol"
+	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/store/postgres"
+	"github.com/gantry-dev/gantry/internal/store/sqlite"
+)
+
+// Config is the server's configuration (flags of `gantry server`).
+type Config struct {
+	// DataDir holds the SQLite database, the command-signing key and
+	// dev-mode files (default ./gantry-data).
+	DataDir string
+	// Listen is the HTTP address (default 127.0.0.1:7070).
+	Listen string
+	// NATSListen is the embedded NATS address (default 127.0.0.1:7422).
+	NATSListen string
+	// NATSAdvertise is the bus URL given to agents (default nats://NATSListen).
+	NATSAdvertise string
+	// NATSURL uses an external NATS instead of the embedded one.
+	NATSURL string
+	// Database is a postgres:// URL; empty means SQLite in DataDir.
+	Database string
+	// AdminToken, if set (GANTRY_ADMIN_TOKEN), is ensured to exist as an
+	// admin API token.
+	AdminToken string
+	// Heartbeat is the agents' heartbeat interval (default 5s).
+	Heartbeat time.Duration
+	// Log receives the server's structured log.
+	Log *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	st     store.Store
+	bus    *bus.Bus
+	fleet  *fleet.Engine
+	http   *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	ready  atomic.Bool
+	// NewAdminToken is the admin token created at this start, if any: it is
+	// shown once and never again.
+	NewAdminToken string
+}
+
+// Start opens everything and serves in the background. Close stops it.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "gantry-data"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7070"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Log}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	var err error
+	if s.st, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.bootstrapAdmin(ctx); err != nil {
+		return nil, err
+	}
+	signer, err := bus.LoadOrCreateSigner(filepath.Join(cfg.DataDir, "server.nkey"))
+	if err != nil {
+		return nil, err
+	}
+	s.bus, err = bus.Start(bus.Options{Listen: cfg.NATSListen, Advertise: cfg.NATSAdvertise, ExternalURL: cfg.NATSURL, Log: cfg.Log, Lookup: s.lookupHost})
+	if err != nil {
+		return nil, err
+	}
+	send := func(c protocol.Command) error {
+		m, err := signer.Message(c)
+		if err != nil {
+			return err
+		}
+		return s.bus.Conn.PublishMsg(m)
+	}
+	s.fleet = fleet.New(s.st, send, fleet.Config{Heartbeat: cfg.Heartbeat}, cfg.Log)
+	if err := s.subscribe(); err != nil {
+		return nil, err
+	}
+	ectx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if err := s.fleet.Start(ectx); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := httpapi.New(httpapi.Deps{
+		Store: s.st, Fleet: s.fleet, Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
+		Ready: s.ready.Load, Log: cfg.Log, Registry: reg,
+	})
+	s.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	s.ready.Store(true)
+	ok = true
+	s.log.Info("gantry server ready", "http", s.URL(), "nats", s.bus.AgentURLs(), "data_dir", cfg.DataDir, "database", storeKind(cfg))
+	return s, nil
+}
+
+func storeKind(cfg Config) string {
+	if cfg.Database != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	switch {
+	case cfg.Database == "":
+		return sqlite.Open(filepath.Join(cfg.DataDir, "gantry.db"))
+	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
+		return postgres.Open(ctx, cfg.Database)
+	default:
+		return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for SQLite in the data dir", redact(cfg.Database))
+	}
+}
+
+// redact hides a password in a URL for error messages.
+func redact(u string) string {
+	if at := strings.Index(u, "@"); at > 0 {
+		if c := strings.Index(u, "://"); c > 0 && c < at {
+			return u[:c+3] + "…@" + u[at+1:]
+		}
+	}
+	return u
+}
+
+// bootstrapAdmin makes sure an admin token exists: GANTRY_ADMIN_TOKEN if
+// given, else a new one on the very first start (kept in NewAdminToken).
+func (s *Server) bootstrapAdmin(ctx context.Context) error {
+	if tok := s.cfg.AdminToken; tok != "" {
+		if len(tok) < 16 {
+			return errors.New("GANTRY_ADMIN_TOKEN must be at least 16 characters")
+		}
+		h := httpapi.HashToken(tok)
+		if _, err := s.st.GetAPITokenByHash(ctx, h); err == nil {
+			return nil
+		}
+		return s.st.CreateAPIToken(ctx, store.APIToken{ID: ids.New("t"), Name: "admin (GANTRY_ADMIN_TOKEN)", Hash: h, Role: "admin", CreatedAt: time.Now().UTC()})
+	}
+	n, err := s.st.CountAPITokens(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	tok := ids.Secret("gat")
+	if err := s.st.CreateAPIToken(ctx, store.APIToken{ID: ids.New("t"), Name: "admin", Hash: httpapi.HashToken(tok), Role: "admin", CreatedAt: time.Now().UTC()}); err != nil {
+		return err
+	}
+	s.NewAdminToken = tok
+	return nil
+}
+
+// lookupHost authenticates agent keys on the bus.
+func (s *Server) lookupHost(nkey string) (string, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := s.st.GetHostByNKey(ctx, nkey)
+	if err != nil || h.Status == api.HostRevoked {
+		return "", false
+	}
+	return h.ID, true
+}
+
+// subscribe routes agent messages to the engine. The subject's host token
+// is trusted (the bus only lets a host publish under its own id).
+func (s *Server) subscribe() error {
+	nc := s.bus.Conn
+	handle := func(kind string, f func(hostID string, m *nats.Msg)) error {
+		_, err := nc.QueueSubscribe(bus.AgentWildcard(kind), bus.QueueGroup, func(m *nats.Msg) {
+			if host := bus.HostFromSubject(m.Subject); host != "" {
+				f(host, m)
+			}
+		})
+		return err
+	}
+	ctx := context.Background()
+	err := errors.Join(
+		handle(bus.KindHello, func(host string, m *nats.Msg) {
+			var h protocol.Hello
+			if json.Unmarshal(m.Data, &h) == nil {
+				s.fleet.HandleHello(ctx, host, h)
+			}
+		}),
+		handle(bus.KindHeartbeat, func(host string, m *nats.Msg) { s.fleet.HandleHeartbeat(ctx, host) }),
+		handle(bus.KindOutput, func(host string, m *nats.Msg) {
+			var o protocol.Output
+			if json.Unmarshal(m.Data, &o) == nil {
+				s.fleet.HandleOutput(host, o)
+			}
+		}),
+		handle(bus.KindStatus, func(host string, m *nats.Msg) {
+			var st protocol.Status
+			if err := json.Unmarshal(m.Data, &st); err != nil {
+				s.ack(m, fmt.Errorf("decode status: %w", err))
+				return
+			}
+			// Stored in batches: do not hold up the subscription.
+			go func() { s.ack(m, s.fleet.HandleStatus(ctx, host, st)) }()
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("subscribe to agent subjects: %w", err)
+	}
+	return nc.Flush()
+}
+
+func (s *Server) ack(m *nats.Msg, err error) {
+	if m.Reply == "" {
+		return
+	}
+	a := protocol.Ack{OK: err == nil}
+	if err != nil {
+		a.Error = err.Error()
+	}
+	b, _ := json.Marshal(a)
+	_ = m.Respond(b)
+}
+
+// URL is the server's HTTP base URL.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// Store is the server's store (dev mode makes its join token with it).
+func (s *Server) Store() store.Store { return s.st }
+
+// Fleet is the server's fleet engine.
+func (s *Server) Fleet() *fleet.Engine { return s.fleet }
+
+// Close shuts down gracefully: HTTP (in-flight requests finish, up to 10 s),
+// engines, bus, store.
+func (s *Server) Close() {
+	s.ready.Store(false)
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.bus != nil {
+		s.bus.Close()
+	}
+	if s.st != nil {
+		_ = s.st.Close()
+	}
+}

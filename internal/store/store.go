@@ -1,0 +1,150 @@
+// Package store defines gantry's durable state: the records and the
+// repository interface that the SQLite and PostgreSQL back ends implement
+// with the same schema and behaviour (package sqlstore holds the shared SQL;
+// sqlite and postgres only open a connection and name their dialect).
+//
+// Wire types from package api double as records where they match one to one
+// (hosts, jobs, executions, schedules): a second set of structs with the same
+// fields would only add copying. Fields that must never leave the server
+// (token hashes, NATS keys) live in the records declared here.
+//
+// Engines do not import this package's implementations; they declare the
+// narrow interface they need and receive a Store from the composition root.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+)
+
+// Errors every implementation returns (wrapped or not) for the same cases.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrConflict  = errors.New("already exists")
+	ErrExpired   = errors.New("token expired")
+	ErrUsedUp    = errors.New("token used up")
+	ErrLeaseHeld = errors.New("lease held by another holder")
+)
+
+// HostRecord is a host with its server-side secrets.
+type HostRecord struct {
+	api.Host
+	NKey string // NATS public key the agent authenticates with; unique
+}
+
+// APIToken is a bearer token for the HTTP API; only its SHA-256 is kept.
+type APIToken struct {
+	ID        string
+	Name      string
+	Hash      string // hex SHA-256 of the token
+	Role      string // "admin" for now
+	CreatedAt time.Time
+}
+
+// JoinTokenRecord is a join token with its hash.
+type JoinTokenRecord struct {
+	api.JoinToken
+	Hash string // hex SHA-256 of the token
+}
+
+// ExecUpdate changes one execution. Nil pointers and empty strings leave a
+// field as it is, except State which is always written. An update never
+// moves an execution out of a final state (api.ExecDone): such updates are
+// ignored, which makes result delivery idempotent.
+type ExecUpdate struct {
+	ID              string
+	State           string
+	ExitCode        *int
+	Error           string
+	Stdout          *string
+	Stderr          *string
+	StdoutTruncated bool
+	StderrTruncated bool
+	DispatchedAt    *time.Time
+	StartedAt       *time.Time
+	FinishedAt      *time.Time
+}
+
+// Lease is a fenced lease on a singleton loop: Epoch grows by one every
+// time the lease changes holder, and is written with every claim so that a
+// paused old holder cannot act twice.
+type Lease struct {
+	Name      string
+	Holder    string
+	Epoch     int64
+	ExpiresAt time.Time
+}
+
+// Store is all durable state. Every method is safe for concurrent use.
+type Store interface {
+	// Hosts
+	// EnrollHost consumes one use of the join token with the given hash
+	// (ErrNotFound, ErrExpired, ErrUsedUp) and creates the host, in one
+	// transaction. ErrConflict if the NKey or the name is taken.
+	EnrollHost(ctx context.Context, tokenHash string, now time.Time, h HostRecord) error
+	GetHost(ctx context.Context, id string) (HostRecord, error)
+	// GetHostByName finds a non-revoked host by name.
+	GetHostByName(ctx context.Context, name string) (HostRecord, error)
+	GetHostByNKey(ctx context.Context, nkey string) (HostRecord, error)
+	// ListHosts returns hosts ordered by name; revoked ones only if asked.
+	ListHosts(ctx context.Context, includeRevoked bool) ([]HostRecord, error)
+	SetHostLabels(ctx context.Context, id string, labels map[string]string) error
+	SetHostFacts(ctx context.Context, id string, facts api.Facts) error
+	// SetHostStatus writes status and last-seen time. It never changes a
+	// revoked host.
+	SetHostStatus(ctx context.Context, id, status string, lastSeen time.Time) error
+	// TouchHosts writes last-seen times of many hosts in one transaction.
+	TouchHosts(ctx context.Context, seen map[string]time.Time) error
+	RevokeHost(ctx context.Context, id string) error
+
+	// API tokens
+	CreateAPIToken(ctx context.Context, t APIToken) error
+	GetAPITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	CountAPITokens(ctx context.Context) (int, error)
+
+	// Join tokens
+	CreateJoinToken(ctx context.Context, t JoinTokenRecord) error
+	ListJoinTokens(ctx context.Context) ([]api.JoinToken, error)
+
+	// Jobs
+	// CreateJob stores a job and its executions in one transaction.
+	CreateJob(ctx context.Context, j api.Job, execs []api.Execution) error
+	// GetJob returns the job with its executions ordered by host name.
+	GetJob(ctx context.Context, id string) (api.Job, error)
+	// ListJobs returns the newest jobs first, without executions but with Counts.
+	ListJobs(ctx context.Context, limit int) ([]api.Job, error)
+	// UpdateExecutions applies updates in one transaction (see ExecUpdate).
+	UpdateExecutions(ctx context.Context, ups []ExecUpdate) error
+	// GetExecution returns one execution.
+	GetExecution(ctx context.Context, id string) (api.Execution, error)
+	// ListUnfinishedJobs returns running jobs with their executions.
+	ListUnfinishedJobs(ctx context.Context) ([]api.Job, error)
+	// FinishJob marks a job finished (idempotent).
+	FinishJob(ctx context.Context, id string, at time.Time) error
+
+	// Schedules
+	CreateSchedule(ctx context.Context, s api.Schedule) error
+	ListSchedules(ctx context.Context) ([]api.Schedule, error)
+	GetSchedule(ctx context.Context, id string) (api.Schedule, error)
+	DeleteSchedule(ctx context.Context, id string) error
+	// MarkScheduleRun records that the schedule fired at `at` for `slot`
+	// (the cron time it fired for) and created job jobID. It returns false
+	// without writing if that slot was already recorded, so that two
+	// servers never run one slot twice.
+	MarkScheduleRun(ctx context.Context, id string, slot time.Time, jobID string) (bool, error)
+
+	// Leases
+	// AcquireLease takes or renews the named lease for holder until
+	// now+ttl. It returns ErrLeaseHeld while another holder's lease is
+	// unexpired. Taking it over from another holder increments Epoch.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (Lease, error)
+
+	// Settings: small server-wide values (e.g. schema markers).
+	GetSetting(ctx context.Context, key string) ([]byte, error)
+	PutSetting(ctx context.Context, key string, value []byte) error
+
+	Close() error
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs and starts what gantry's tests need on Debian: the PostgreSQL
+# server (the store tests run against SQLite and PostgreSQL). Idempotent.
+# Prints the PostgreSQL URL for the tests as its last line.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need=()
+command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+command -v git >/dev/null 2>&1 || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test-deps: installing ${need[*]}" >&2
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
+fi
+
+ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+if ! pg_lsclusters -h 2>/dev/null | grep -q "^$ver main"; then
+  $SUDO pg_createcluster "$ver" main >&2
+fi
+if ! pg_lsclusters -h | grep -q "^$ver main .* online"; then
+  $SUDO pg_ctlcluster "$ver" main start >&2
+fi
+for _ in $(seq 1 50); do
+  $SUDO -u postgres psql -qAtc 'select 1' >/dev/null 2>&1 && break
+  sleep 0.2
+done
+$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_roles WHERE rolname='gantry'" | grep -q 1 ||
+  $SUDO -u postgres psql -qc "CREATE ROLE gantry LOGIN SUPERUSER PASSWORD 'gantry'" >&2
+$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_database WHERE datname='gantry_test'" | grep -q 1 ||
+  $SUDO -u postgres createdb -O gantry gantry_test >&2
+echo "postgres://gantry:gantry@127.0.0.1:5432/gantry_test?sslmode=disable"

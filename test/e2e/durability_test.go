@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+)
+
+// kill -9 of the server during a 10-host job of 3-second scripts; after a
+// restart the job completes with 10 results and no script ran twice.
+func TestServerKill9MidJob(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	agents := map[string]string{}
+	for i := 1; i <= 10; i++ {
+		agents[fmt.Sprintf("n%02d", i)] = "role=batch"
+	}
+	c.agentsOnline(agents)
+	marks := t.TempDir()
+	script := fmt.Sprintf(`echo started >> %s/"$GANTRY_HOST_NAME"; sleep 3; echo "done $GANTRY_HOST_NAME"`, marks)
+	r := c.gantry("run", "--selector", "role=batch", "--no-wait", "--", script)
+	r.ok(t)
+	jobID := regexp.MustCompile(`j-[a-z0-9]+`).FindString(r.stdout)
+	if jobID == "" {
+		t.Fatalf("no job id in %q", r.stdout)
+	}
+	eventually(t, 10*time.Second, "all 10 scripts started", func() (bool, string) {
+		ents, _ := os.ReadDir(marks)
+		return len(ents) == 10, fmt.Sprintf("%d started", len(ents))
+	})
+	c.server.kill() // SIGKILL, mid-job
+	c.startServer()
+	var job api.Job
+	eventually(t, 60*time.Second, "job finished after restart", func() (bool, string) {
+		job = c.job(jobID)
+		return job.State == api.JobFinished, fmt.Sprintf("%v", job.Counts)
+	})
+	if len(job.Executions) != 10 {
+		t.Fatalf("want 10 results, got %d", len(job.Executions))
+	}
+	for _, x := range job.Executions {
+		if x.State != api.ExecSucceeded || x.Stdout != "done "+x.HostName+"\n" {
+			t.Errorf("%s: state %s stdout %q err %q", x.HostName, x.State, x.Stdout, x.Error)
+		}
+		n := countLines(t, filepath.Join(marks, x.HostName))
+		if n != 1 {
+			t.Errorf("%s: script started %d times, want once", x.HostName, n)
+		}
+	}
+}
+
+func countLines(t *testing.T, path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	for s := bufio.NewScanner(f); s.Scan(); {
+		n++
+	}
+	return n
+}
+
+// `gantry server --dev` is ready with 3 agents within 5 s and runs a job.
+func TestDevMode(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	p := start(t, nil, "server", "--dev", "--data-dir", filepath.Join(dir, "data"), "--listen", httpAddr, "--nats-listen", natsAddr)
+	begin := time.Now()
+	var token string
+	eventually(t, 20*time.Second, "dev banner", func() (bool, string) {
+		if p.exited() {
+			t.Fatalf("dev server exited: %v\n%s", p.err, p.out)
+		}
+		m := regexp.MustCompile(`Token\s+(gat_[a-z0-9]+)`).FindStringSubmatch(p.out.String())
+		if m != nil {
+			token = m[1]
+		}
+		return m != nil, ""
+	})
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Logf("dev mode took %s to be ready (goal: 5 s; CI machines are slower)", took)
+	}
+	if !strings.Contains(p.out.String(), "dev-web-1 (role=web)") {
+		t.Errorf("banner lacks the agents:\n%s", p.out)
+	}
+	env := []string{"GANTRY_SERVER=http://" + httpAddr, "GANTRY_TOKEN=" + token, "GANTRY_CONFIG=" + filepath.Join(dir, "cli.json")}
+	r := runCLI(t, env, "hosts", "ls", "-o", "json")
+	r.ok(t)
+	var hosts []api.Host
+	_ = json.Unmarshal([]byte(r.stdout), &hosts)
+	online := 0
+	for _, h := range hosts {
+		if h.Status == api.HostOnline {
+			online++
+		}
+	}
+	if len(hosts) != 3 || online != 3 {
+		t.Fatalf("dev hosts: %+v", hosts)
+	}
+	r = runCLI(t, env, "run", "--selector", "role=web", "--", `echo "hi $GANTRY_HOST_NAME"`)
+	r.ok(t)
+	if !strings.Contains(r.stdout, "dev-web-1 | hi dev-web-1") || !strings.Contains(r.stdout, "dev-web-2 | hi dev-web-2") {
+		t.Errorf("dev run:\n%s", r.stdout)
+	}
+	// SIGTERM stops the server and its agents.
+	p.stop()
+	if resp, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("server still answers after SIGTERM")
+	}
+	eventually(t, 10*time.Second, "dev agents stopped", func() (bool, string) {
+		n := countProcsPrefix(gantryBin + " agent --server http://" + httpAddr)
+		return n == 0, fmt.Sprintf("%d agents left", n)
+	})
+	// A second start reuses the data dir: same token, same 3 hosts.
+	p2 := start(t, nil, "server", "--dev", "--data-dir", filepath.Join(dir, "data"), "--listen", httpAddr, "--nats-listen", natsAddr)
+	eventually(t, 20*time.Second, "second dev banner", func() (bool, string) { return strings.Contains(p2.out.String(), "Token    "+token), p2.out.String() })
+	r = runCLI(t, env, "hosts", "ls", "-o", "json")
+	hosts = nil
+	_ = json.Unmarshal([]byte(r.stdout), &hosts)
+	if len(hosts) != 3 {
+		t.Errorf("after restart: %d hosts, want the same 3", len(hosts))
+	}
+}
+
+func countProcsPrefix(prefix string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(strings.ReplaceAll(string(b), "\x00", " "), prefix) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,330 @@
+// Package e2e runs the built gantry binary as real server and agent
+// processes on loopback and drives it through its command line, the way a
+// user would. The binary is built once per test run.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+)
+
+var gantryBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gantry-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	gantryBin = filepath.Join(dir, "gantry")
+	build := exec.Command("go", "build", "-o", gantryBin, "../../cmd/gantry")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build gantry: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a port that was free just now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a gantry process started by a test.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(gantryBin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start gantry %v: %v", args, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// kill sends SIGKILL to the process group and waits.
+func (p *proc) kill() {
+	if p.exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits up to 15 s.
+func (p *proc) stop() {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.t.Errorf("process did not stop on SIGTERM within 15s; output:\n%s", p.out)
+		p.kill()
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitCode waits up to d for the process to exit and returns its code.
+func (p *proc) exitCode(d time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		p.t.Fatalf("process still running after %s; output:\n%s", d, p.out)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// cluster is a server and its agents.
+type cluster struct {
+	t         *testing.T
+	dir       string
+	httpAddr  string
+	natsAddr  string
+	url       string
+	token     string
+	heartbeat time.Duration
+	database  string
+	server    *proc
+	agents    map[string]*proc
+}
+
+type clusterOpts struct {
+	heartbeat time.Duration
+	database  string
+}
+
+func newCluster(t *testing.T, o clusterOpts) *cluster {
+	t.Helper()
+	if o.heartbeat == 0 {
+		o.heartbeat = 500 * time.Millisecond
+	}
+	c := &cluster{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), natsAddr: freeAddr(t),
+		token: "e2e-admin-token-0123456789", heartbeat: o.heartbeat, database: o.database, agents: map[string]*proc{}}
+	c.url = "http://" + c.httpAddr
+	c.startServer()
+	return c
+}
+
+func (c *cluster) startServer() {
+	c.t.Helper()
+	args := []string{"server", "--data-dir", filepath.Join(c.dir, "server"), "--listen", c.httpAddr,
+		"--nats-listen", c.natsAddr, "--heartbeat", c.heartbeat.String(), "--log-level", "debug"}
+	if c.database != "" {
+		args = append(args, "--database", c.database)
+	}
+	c.server = start(c.t, []string{"GANTRY_ADMIN_TOKEN=" + c.token}, args...)
+	c.waitReady()
+}
+
+func (c *cluster) waitReady() {
+	c.t.Helper()
+	eventually(c.t, 15*time.Second, "server ready", func() (bool, string) {
+		if c.server.exited() {
+			c.t.Fatalf("server exited: %v\n%s", c.server.err, c.server.out)
+		}
+		resp, err := http.Get(c.url + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+}
+
+// joinToken creates a join token with the CLI.
+func (c *cluster) joinToken(args ...string) string {
+	c.t.Helper()
+	r := c.gantry(append([]string{"token", "create", "-o", "json"}, args...)...)
+	r.ok(c.t)
+	var jt api.JoinToken
+	if err := json.Unmarshal([]byte(r.stdout), &jt); err != nil || jt.Token == "" {
+		c.t.Fatalf("token create output: %v\n%s", err, r.stdout)
+	}
+	return jt.Token
+}
+
+// startAgent starts (and on first use enrolls) an agent named name.
+func (c *cluster) startAgent(name, labels, joinToken string) *proc {
+	c.t.Helper()
+	args := []string{"agent", "--server", c.url, "--name", name, "--data-dir", c.agentDir(name), "--log-level", "debug"}
+	if labels != "" {
+		args = append(args, "--labels", labels)
+	}
+	p := start(c.t, []string{"GANTRY_JOIN_TOKEN=" + joinToken}, args...)
+	c.agents[name] = p
+	return p
+}
+
+func (c *cluster) agentDir(name string) string { return filepath.Join(c.dir, "agents", name) }
+
+// agentsOnline starts agents with the given name→labels and waits until all
+// are online.
+func (c *cluster) agentsOnline(agents map[string]string) {
+	c.t.Helper()
+	tok := c.joinToken("--uses", fmt.Sprint(len(agents)))
+	for name, labels := range agents {
+		c.startAgent(name, labels, tok)
+	}
+	for name := range agents {
+		c.waitHost(name, api.HostOnline, 15*time.Second)
+	}
+}
+
+// host returns a host as the API shows it.
+func (c *cluster) host(name string) (api.Host, bool) {
+	c.t.Helper()
+	r := c.gantry("hosts", "show", name, "-o", "json")
+	if r.code != 0 {
+		return api.Host{}, false
+	}
+	var h api.Host
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil {
+		c.t.Fatalf("hosts show %s: %v\n%s", name, err, r.stdout)
+	}
+	return h, true
+}
+
+func (c *cluster) waitHost(name, status string, d time.Duration) api.Host {
+	c.t.Helper()
+	var h api.Host
+	eventually(c.t, d, "host "+name+" "+status, func() (bool, string) {
+		var ok bool
+		h, ok = c.host(name)
+		if p := c.agents[name]; p != nil && p.exited() && status == api.HostOnline {
+			c.t.Fatalf("agent %s exited: %v\n%s", name, p.err, p.out)
+		}
+		return ok && h.Status == status, fmt.Sprintf("found=%v status=%q", ok, h.Status)
+	})
+	return h
+}
+
+// result is a finished CLI invocation.
+type result struct {
+	stdout, stderr string
+	code           int
+	args           []string
+}
+
+func (r result) ok(t *testing.T) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("gantry %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
+	}
+}
+
+// gantry runs the CLI against the cluster.
+func (c *cluster) gantry(args ...string) result {
+	c.t.Helper()
+	return runCLI(c.t, []string{"GANTRY_SERVER=" + c.url, "GANTRY_TOKEN=" + c.token, "GANTRY_CONFIG=" + filepath.Join(c.dir, "cli.json")}, args...)
+}
+
+func runCLI(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gantryBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("gantry %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code, args: args}
+}
+
+// job runs `gantry jobs show ID -o json`.
+func (c *cluster) job(id string) api.Job {
+	c.t.Helper()
+	r := c.gantry("jobs", "show", id, "-o", "json")
+	r.ok(c.t)
+	var j api.Job
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
+		c.t.Fatalf("jobs show: %v\n%s", err, r.stdout)
+	}
+	return j
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (last: %s)", d, what, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func byHost(j api.Job) map[string]api.Execution {
+	m := map[string]api.Execution{}
+	for _, x := range j.Executions {
+		m[x.HostName] = x
+	}
+	return m
+}
