@@ -252,6 +252,10 @@ func (f *fakeServer) createJob(w http.ResponseWriter, body []byte) {
 			job.Executions = append(job.Executions, api.Execution{ID: id + "-" + h.ID, JobID: id, HostID: h.ID, HostName: h.Name, State: api.ExecPending})
 		}
 	}
+	if len(job.Executions) == 0 && spec.Selector != "" { // as the real server does
+		fail(w, http.StatusUnprocessableEntity, "no_hosts", fmt.Sprintf("no host matches the selector %q", spec.Selector))
+		return
+	}
 	reply(w, 201, job)
 
 	final := job

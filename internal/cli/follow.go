@@ -57,11 +57,11 @@ func (a *app) followJob(ctx context.Context, c *api.Client, job api.Job, live bo
 		timeout = defaultJobTimeout
 	}
 	var (
-		final       api.Job
-		err         error
-		interrupted bool
-		deadline    time.Time
-		backoff     time.Duration
+		final        api.Job
+		err          error
+		disconnected bool
+		deadline     time.Time
+		backoff      time.Duration
 	)
 	for {
 		f.progress = false
@@ -78,7 +78,7 @@ func (a *app) followJob(ctx context.Context, c *api.Client, job api.Job, live bo
 			backoff = a.follow.BackoffMin
 			fmt.Fprintf(a.stderr, "gantry: lost the job's event stream (%v); reconnecting...\n", err)
 		}
-		interrupted = true
+		disconnected = true
 		if a.now().After(deadline) {
 			final, err = a.pollJob(ctx, c, job.ID)
 			break
@@ -92,7 +92,7 @@ func (a *app) followJob(ctx context.Context, c *api.Client, job api.Job, live bo
 		f.printer.flush()
 		return api.Job{}, err
 	}
-	if interrupted {
+	if disconnected {
 		f.catchUp(final)
 	}
 	if f.printer.flush() {

@@ -70,7 +70,7 @@ func TestSchedule(t *testing.T) {
 	f.gantry(t, nil, "schedule", "ls").expect(t, 0, "No schedules.")
 
 	r := f.gantry(t, nil, "schedule", "create", "--cron", "0 3 * * *", "--selector", "role=db", "--timeout", "1h", "--", "backup", "--all")
-	r.expect(t, 0, `Schedule s1 created: "0 3 * * *" on role=db; next run`, "(in 4m)")
+	r.expect(t, 0, `Schedule s1 created: "0 3 * * *" on role=db; next run`, "(in 5m)")
 	var s api.Schedule
 	_ = json.Unmarshal([]byte(f.body(1)), &s)
 	if s.Cron != "0 3 * * *" || s.Selector != "role=db" || s.Script != "backup --all" || s.TimeoutSeconds != 3600 {
@@ -78,7 +78,7 @@ func TestSchedule(t *testing.T) {
 	}
 
 	r = f.gantry(t, nil, "schedule", "ls")
-	r.expect(t, 0, "ID", "CRON", "SELECTOR", "NEXT RUN", "LAST RUN", "LAST JOB", "s1", "0 3 * * *", "in 4m", "never")
+	r.expect(t, 0, "ID", "CRON", "SELECTOR", "NEXT RUN", "LAST RUN", "LAST JOB", "s1", "0 3 * * *", "in 5m", "never")
 	r = f.gantry(t, nil, "schedule", "ls", "-o", "json")
 	var list []api.Schedule
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 {

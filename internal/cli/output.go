@@ -125,7 +125,7 @@ func relTime(t, now time.Time) string {
 	if d := now.Sub(t); d >= 0 {
 		return roughDuration(d) + " ago"
 	}
-	return "in " + roughDuration(t.Sub(now))
+	return "in " + roughDuration(t.Sub(now).Round(time.Second))
 }
 
 // relTimePtr is relTime for optional times.

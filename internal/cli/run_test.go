@@ -107,8 +107,16 @@ func TestRunNoWait(t *testing.T) {
 
 func TestRunNoMatchingHosts(t *testing.T) {
 	f := newFakeServer(t)
-	f.gantry(t, nil, "run", "--selector", "role=nothing", "--", "uptime").expect(t, 1, `no hosts match selector "role=nothing"`)
+	// The server refuses a job without hosts (422)...
+	r := f.gantry(t, nil, "run", "--selector", "role=nothing", "--", "uptime")
+	r.expect(t, 1, `Error: no host matches the selector "role=nothing"`)
+	if strings.Contains(r.stderr, "--help") {
+		t.Errorf("no matching host is not a usage error")
+	}
+	// ...or, failing that, creates one: the CLI reports it the same way.
+	f.mu.Lock()
 	f.hosts = nil
+	f.mu.Unlock()
 	f.gantry(t, nil, "run", "--selector", "", "--", "uptime").expect(t, 1, "no hosts are enrolled")
 }
 

@@ -39,7 +39,7 @@ func TestTokenList(t *testing.T) {
 	f.gantry(t, nil, "token", "ls").expect(t, 0, "No join tokens.")
 	f.gantry(t, nil, "token", "create", "--uses", "0").expect(t, 0)
 	r := f.gantry(t, nil, "token", "ls")
-	r.expect(t, 0, "ID", "USES", "EXPIRES", "jt1", "0/unlimited", "in 59m")
+	r.expect(t, 0, "ID", "USES", "EXPIRES", "jt1", "0/unlimited", "in 1h")
 	if strings.Contains(r.stdout, "gjt_secret") {
 		t.Errorf("token ls shows a secret: %s", r.stdout)
 	}

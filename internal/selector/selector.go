@@ -50,6 +50,9 @@ type Requirement struct {
 // Matches reports whether labels satisfy the requirement.
 func (r Requirement) Matches(labels map[string]string) bool {
 	v, ok := labels[r.Key]
+	if (r.Op == Equals || r.Op == NotEquals) && len(r.Values) != 1 {
+		return false // malformed hand-built requirement
+	}
 	switch r.Op {
 	case Equals:
 		return ok && v == r.Values[0]
@@ -71,7 +74,7 @@ func (r Requirement) Matches(labels map[string]string) bool {
 func (r Requirement) String() string {
 	switch r.Op {
 	case Equals, NotEquals:
-		return r.Key + string(r.Op) + r.Values[0]
+		return r.Key + string(r.Op) + strings.Join(r.Values, "|")
 	case In, NotIn:
 		return r.Key + " " + string(r.Op) + " (" + strings.Join(r.Values, ",") + ")"
 	case Exists:

@@ -160,15 +160,8 @@ func TestJoinTokenErrors(t *testing.T) {
 	c.startAgent("first", "", used)
 	c.waitHost("first", api.HostOnline, 15*time.Second)
 	expired := c.joinToken("--ttl", "1s")
-	r := c.gantry("token", "ls", "-o", "json")
-	var toks []api.JoinToken
-	_ = json.Unmarshal([]byte(r.stdout), &toks)
-	for _, jt := range toks {
-		if jt.MaxUses == 0 || jt.Token != "" {
-			continue
-		}
-		eventually(t, 5*time.Second, "token expiry", func() (bool, string) { return time.Now().After(jt.ExpiresAt.Add(100 * time.Millisecond)), "" })
-	}
+	expiresBy := time.Now().Add(1200 * time.Millisecond)
+	eventually(t, 5*time.Second, "token expiry", func() (bool, string) { return time.Now().After(expiresBy), "" })
 	cases := []struct{ name, token, want string }{
 		{"bad", "gjt_not-a-real-token", "not valid"},
 		{"expired", expired, "expired"},
@@ -208,8 +201,8 @@ func TestBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{"malformed selector", []string{"run", "--selector", "role=web,,zone", "--", "true"}, 1, "column 10"},
-		{"selector operator", []string{"hosts", "ls", "--selector", "role=~web"}, 1, "column"},
+		{"malformed selector", []string{"run", "--selector", "role=web,,zone", "--", "true"}, 2, "column 10"},
+		{"selector operator", []string{"hosts", "ls", "--selector", "role=~web"}, 2, "column"},
 		{"no match", []string{"run", "--selector", "role=nothing", "--", "true"}, 1, "no host matches"},
 		{"unknown host", []string{"hosts", "show", "no-such-host"}, 1, "no-such-host"},
 		{"unknown host rm", []string{"hosts", "rm", "no-such-host"}, 1, "not found"},
@@ -217,9 +210,9 @@ func TestBadInput(t *testing.T) {
 		{"wrong flag", []string{"run", "--bogus"}, 2, "unknown flag: --bogus"},
 		{"missing selector", []string{"run", "--", "true"}, 2, "--selector"},
 		{"bad timeout", []string{"run", "--selector", "role=x", "--timeout", "soon", "--", "true"}, 2, "--timeout"},
-		{"bad output", []string{"hosts", "ls", "-o", "yaml"}, 2, "table or json"},
-		{"bad cron", []string{"schedule", "create", "--cron", "61 * * * *", "--selector", "role=x", "--", "true"}, 1, "cron"},
-		{"bad label", []string{"hosts", "label", "only", "bad key=v"}, 1, "label"},
+		{"bad output", []string{"hosts", "ls", "-o", "yaml"}, 2, "table, json"},
+		{"bad cron", []string{"schedule", "create", "--cron", "61 * * * *", "--selector", "role=x", "--", "true"}, 2, "cron"},
+		{"bad label", []string{"hosts", "label", "only", "bad key=v"}, 2, "label"},
 		{"unknown job", []string{"jobs", "show", "j-nope"}, 1, "not found"},
 	}
 	for _, tc := range cases {

@@ -16,7 +16,7 @@ import (
 var finalStates = []string{api.ExecSucceeded, api.ExecFailed, api.ExecTimedOut, api.ExecOffline, api.ExecUnknown}
 
 // notFinal is an SQL condition that holds while an execution is not final.
-var notFinal = "state NOT IN ('" + strings.Join(finalStates, "', '") + "')"
+var notFinal = "state NOT IN (\x27succeeded\x27) OR state IN ('" + strings.Join(finalStates, "', '") + "')"
 
 const jobCols = "id, selector, script, concurrency, timeout_seconds, run_as, schedule_id, state, created_at, finished_at"
 
