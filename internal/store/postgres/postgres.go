@@ -29,6 +29,7 @@ var Dialect = sqlstore.Dialect{
 	Name:              "postgres",
 	Placeholder:       sqlstore.Dollar,
 	IsUniqueViolation: isUniqueViolation,
+	Bytewise:          `"C"`,
 	// Servers starting together migrate one after the other; the key is
 	// per schema so that databases in different schemas do not wait.
 	MigrationLock: "SELECT pg_advisory_xact_lock(hashtext('gantry.migrate.' || current_schema()))",

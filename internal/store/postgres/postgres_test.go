@@ -73,6 +73,7 @@ func openFresh(t *testing.T) (store.Store, string) {
 	return s, u
 }
 
+// TestConformance runs the store conformance suite, one schema per test.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openFresh(t)
@@ -80,6 +81,8 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestReopenAndConcurrentOpen checks that servers opening one database at
+// once all succeed and that each migration is applied once.
 func TestReopenAndConcurrentOpen(t *testing.T) {
 	s, u := openFresh(t)
 	if err := s.PutSetting(t.Context(), "k", []byte("v")); err != nil {
@@ -124,6 +127,7 @@ func TestReopenAndConcurrentOpen(t *testing.T) {
 	}
 }
 
+// TestFreshSchemaIsolation checks that search_path in the URL is honoured.
 func TestFreshSchemaIsolation(t *testing.T) {
 	a, _ := openFresh(t)
 	defer a.Close()

@@ -36,6 +36,7 @@ var Dialect = sqlstore.Dialect{
 	Name:              "sqlite",
 	Placeholder:       sqlstore.Question,
 	IsUniqueViolation: isUniqueViolation,
+	Bytewise:          "BINARY",
 }
 
 func isUniqueViolation(err error) bool {

@@ -24,6 +24,7 @@ func openFresh(t *testing.T) (store.Store, string) {
 	return s, path
 }
 
+// TestConformance runs the store conformance suite on fresh files.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openFresh(t)
@@ -31,20 +32,29 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestUpdateExecutions10000 checks that one batch of 10,000 updates is well
+// under a second. A slow attempt is retried (on a fresh file) twice, so that
+// a busy machine does not fail the test; a slow store fails every attempt.
 func TestUpdateExecutions10000(t *testing.T) {
-	s, _ := openFresh(t)
-	defer s.Close()
-	d := storetest.TimeUpdateExecutions(t, s, 10000)
-	t.Logf("UpdateExecutions of 10000 rows: %v", d)
 	limit := time.Second
 	if raceEnabled {
 		limit *= 10
 	}
-	if d > limit {
-		t.Fatalf("UpdateExecutions of 10000 rows took %v, want < %v", d, limit)
+	var times []time.Duration
+	for range 3 {
+		s, _ := openFresh(t)
+		d := storetest.TimeUpdateExecutions(t, s, 10000)
+		s.Close()
+		t.Logf("UpdateExecutions of 10000 rows: %v", d)
+		if d < limit {
+			return
+		}
+		times = append(times, d)
 	}
+	t.Fatalf("UpdateExecutions of 10000 rows took %v, want < %v", times, limit)
 }
 
+// TestFileMode checks that the database and its WAL files are private.
 func TestFileMode(t *testing.T) {
 	s, path := openFresh(t)
 	defer s.Close()
@@ -73,6 +83,8 @@ func raw(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// TestReopenKeepsDataAndSchema checks that reopening keeps data, applies
+// no migration twice and leaves the file in WAL mode.
 func TestReopenKeepsDataAndSchema(t *testing.T) {
 	s, path := openFresh(t)
 	if err := s.PutSetting(t.Context(), "k", []byte("v")); err != nil {
@@ -104,6 +116,8 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 	}
 }
 
+// TestRefusesNewerSchema checks that a binary does not open a database
+// migrated by a newer one.
 func TestRefusesNewerSchema(t *testing.T) {
 	s, path := openFresh(t)
 	s.Close()
@@ -120,6 +134,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// TestOpenRejectsNonFilePaths checks Open's path validation and errors.
 func TestOpenRejectsNonFilePaths(t *testing.T) {
 	for _, p := range []string{"", ":memory:", "file:x.db", filepath.Join(t.TempDir(), "a?b")} {
 		if s, err := Open(p); err == nil {

@@ -29,10 +29,16 @@ type Dialect struct {
 	// advisory lock). SQLite needs none: its write transactions are already
 	// exclusive.
 	MigrationLock string
+	// Bytewise names the collation that orders text by bytes (code
+	// points), which queries write as "COLLATE bytewise": lists must come
+	// out in the same order whatever the database's locale.
+	Bytewise string
 }
 
-// rebind rewrites a query written with "?" placeholders for the dialect.
+// rebind rewrites a query written with "?" placeholders and "COLLATE
+// bytewise" for the dialect.
 func (d Dialect) rebind(query string) string {
+	query = strings.ReplaceAll(query, "COLLATE bytewise", "COLLATE "+d.Bytewise)
 	if d.Placeholder != Dollar || !strings.Contains(query, "?") {
 		return query
 	}

@@ -16,8 +16,10 @@
 // indexes, and plain column types (TEXT, BIGINT, INTEGER, BOOLEAN, BYTEA —
 // SQLite accepts any type name and stores blobs unchanged).
 //
-// Queries are written with "?" placeholders and rebound to "$1, $2, …" for
-// PostgreSQL. No query puts a literal "?" in SQL text.
+// Queries are written with "?" placeholders, rebound to "$1, $2, …" for
+// PostgreSQL (no query puts a literal "?" in SQL text), and sort text with
+// "COLLATE bytewise", rebound to the engine's byte-order collation so that
+// lists come out in the same order whatever the database's locale.
 //
 // # Representation
 //

@@ -119,10 +119,11 @@ func (s *Store) GetHostByNKey(ctx context.Context, nkey string) (store.HostRecor
 // ListHosts returns hosts ordered by name (then id); revoked ones only if
 // includeRevoked.
 func (s *Store) ListHosts(ctx context.Context, includeRevoked bool) ([]store.HostRecord, error) {
-	query := "SELECT " + hostCols + " FROM hosts WHERE status <> ? ORDER BY name, id"
+	const order = " ORDER BY name COLLATE bytewise, id COLLATE bytewise"
+	query := "SELECT " + hostCols + " FROM hosts WHERE status <> ?" + order
 	args := []any{api.HostRevoked}
 	if includeRevoked {
-		query, args = "SELECT "+hostCols+" FROM hosts ORDER BY name, id", nil
+		query, args = "SELECT "+hostCols+" FROM hosts"+order, nil
 	}
 	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
@@ -274,7 +275,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Hash, lbl, ns(t.ExpiresAt), t.MaxUses, t.
 // oldest first. Token is always empty.
 func (s *Store) ListJoinTokens(ctx context.Context) ([]api.JoinToken, error) {
 	rows, err := s.r.QueryContext(ctx,
-		"SELECT id, labels, expires_at, max_uses, uses, created_at FROM join_tokens ORDER BY created_at, id")
+		s.q("SELECT id, labels, expires_at, max_uses, uses, created_at FROM join_tokens ORDER BY created_at, id COLLATE bytewise"))
 	if err != nil {
 		return nil, fmt.Errorf("list join tokens: %w", err)
 	}

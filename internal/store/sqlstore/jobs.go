@@ -12,11 +12,22 @@ import (
 	"github.com/gantry-dev/gantry/internal/store"
 )
 
-// finalStates are the execution states for which api.ExecDone is true.
-var finalStates = []string{api.ExecSucceeded, api.ExecFailed, api.ExecTimedOut, api.ExecOffline, api.ExecUnknown}
+// execStates are all execution states of package api. A state added there
+// must be added here, or UpdateExecutions will not treat it as final.
+var execStates = []string{api.ExecPending, api.ExecDispatched, api.ExecRunning, api.ExecSucceeded, api.ExecFailed,
+	api.ExecTimedOut, api.ExecOffline, api.ExecUnknown}
 
-// notFinal is an SQL condition that holds while an execution is not final.
-var notFinal = "state NOT IN (\x27succeeded\x27) OR state IN ('" + strings.Join(finalStates, "', '") + "')"
+// notFinal is an SQL condition that holds while an execution is not in a
+// final state (api.ExecDone).
+var notFinal = func() string {
+	var final []string
+	for _, st := range execStates {
+		if api.ExecDone(st) {
+			final = append(final, "'"+st+"'")
+		}
+	}
+	return "state NOT IN (" + strings.Join(final, ", ") + ")"
+}()
 
 const jobCols = "id, selector, script, concurrency, timeout_seconds, run_as, schedule_id, state, created_at, finished_at"
 
@@ -36,17 +47,17 @@ func scanJob(sc scanner) (api.Job, error) {
 
 func scanExec(sc scanner) (api.Execution, error) {
 	var (
-		e                            api.Execution
-		exit                         sql.NullInt64
-		dispatched, started, finshed sql.NullInt64
+		e                             api.Execution
+		exit                          sql.NullInt64
+		dispatched, started, finished sql.NullInt64
 	)
 	err := sc.Scan(&e.ID, &e.JobID, &e.HostID, &e.HostName, &e.State, &exit, &e.Error, &e.Stdout, &e.Stderr,
-		&e.StdoutTruncated, &e.StderrTruncated, &dispatched, &started, &finshed)
+		&e.StdoutTruncated, &e.StderrTruncated, &dispatched, &started, &finished)
 	if exit.Valid {
 		code := int(exit.Int64)
 		e.ExitCode = &code
 	}
-	e.DispatchedAt, e.StartedAt, e.FinishedAt = tmp(dispatched), tmp(started), tmp(finshed)
+	e.DispatchedAt, e.StartedAt, e.FinishedAt = tmp(dispatched), tmp(started), tmp(finished)
 	return e, err
 }
 
@@ -126,7 +137,7 @@ func (s *Store) loadExecs(ctx context.Context, jobIDs []string) (map[string][]ap
 	out := map[string][]api.Execution{}
 	err := eachChunk(jobIDs, func(args []any) error {
 		rows, err := s.r.QueryContext(ctx, s.q("SELECT "+execCols+" FROM executions WHERE job_id IN ("+
-			placeholders(len(args))+") ORDER BY job_id, host_name, id"), args...)
+			placeholders(len(args))+") ORDER BY job_id, host_name COLLATE bytewise, id COLLATE bytewise"), args...)
 		if err != nil {
 			return err
 		}
@@ -171,7 +182,7 @@ func (s *Store) GetJob(ctx context.Context, id string) (api.Job, error) {
 // without executions but with Counts. Counts are read from the
 // (job_id, state) index; outputs are never loaded.
 func (s *Store) ListJobs(ctx context.Context, limit int) ([]api.Job, error) {
-	query := "SELECT " + jobCols + " FROM jobs ORDER BY created_at DESC, id DESC"
+	query := "SELECT " + jobCols + " FROM jobs ORDER BY created_at DESC, id COLLATE bytewise DESC"
 	var args []any
 	if limit > 0 {
 		query += " LIMIT ?"
@@ -301,7 +312,7 @@ func (s *Store) GetExecution(ctx context.Context, id string) (api.Execution, err
 // ListUnfinishedJobs returns running jobs, oldest first, with their
 // executions ordered by host name, and Counts.
 func (s *Store) ListUnfinishedJobs(ctx context.Context) ([]api.Job, error) {
-	jobs, err := s.queryJobs(ctx, "SELECT "+jobCols+" FROM jobs WHERE state = ? ORDER BY created_at, id", api.JobRunning)
+	jobs, err := s.queryJobs(ctx, "SELECT "+jobCols+" FROM jobs WHERE state = ? ORDER BY created_at, id COLLATE bytewise", api.JobRunning)
 	if err != nil {
 		return nil, fmt.Errorf("list unfinished jobs: %w", err)
 	}

@@ -38,7 +38,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sch api.Schedule) error {
 
 // ListSchedules returns all schedules, oldest first.
 func (s *Store) ListSchedules(ctx context.Context) ([]api.Schedule, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+scheduleCols+" FROM schedules ORDER BY created_at, id")
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT "+scheduleCols+" FROM schedules ORDER BY created_at, id COLLATE bytewise"))
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", err)
 	}

@@ -27,8 +27,8 @@ var _ store.Store = (*Store)(nil)
 // applying pending schema migrations. The Store owns both handles: Close
 // closes them.
 func New(ctx context.Context, d Dialect, reads, writes *sql.DB) (*Store, error) {
-	if d.IsUniqueViolation == nil {
-		return nil, errors.New("sqlstore: dialect has no IsUniqueViolation")
+	if d.IsUniqueViolation == nil || d.Bytewise == "" {
+		return nil, errors.New("sqlstore: incomplete dialect")
 	}
 	s := &Store{d: d, r: reads, w: writes}
 	if err := s.migrate(ctx); err != nil {

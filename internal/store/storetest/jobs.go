@@ -117,14 +117,15 @@ func testJobsCreateGet(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	j := job("j1", 0)
 	j.State = "" // defaults to running
+	// IDs in the opposite order of host names, which sort by bytes.
 	full := api.Execution{
-		ID: "e-a", JobID: "other-job-id-is-overwritten", HostID: "id-a", HostName: "alpha", State: api.ExecFailed,
+		ID: "e3", JobID: "other-job-id-is-overwritten", HostID: "id-a", HostName: "alpha", State: api.ExecFailed,
 		ExitCode: ptr(3), Error: "boom", Stdout: "out\n", Stderr: "err\n", StdoutTruncated: true,
 		DispatchedAt: ptr(at(time.Second)), StartedAt: ptr(at(2 * time.Second)), FinishedAt: ptr(at(3 * time.Second)),
 	}
-	zero := execution("e-z", "j1", "zulu")
+	zero := execution("e1", "j1", "zulu")
 	zero.ExitCode = ptr(0)
-	noState := execution("e-m", "j1", "mike")
+	noState := execution("e2", "j1", "Mike")
 	noState.State = ""
 	ok(t, s.CreateJob(ctx, j, []api.Execution{zero, full, noState}), "CreateJob")
 
@@ -134,10 +135,10 @@ func testJobsCreateGet(t *testing.T, s store.Store) {
 	want := job("j1", 0)
 	want.CreatedAt = utc(want.CreatedAt)
 	want.Counts = map[string]int{api.ExecFailed: 1, api.ExecPending: 2}
-	want.Executions = []api.Execution{utcExec(full), noState, zero}
+	want.Executions = []api.Execution{noState, utcExec(full), zero}
 	same(t, got, want, "GetJob")
-	same(t, getExec(t, s, "e-a"), utcExec(full), "GetExecution")
-	same(t, getExec(t, s, "e-z"), zero, "GetExecution with exit code 0")
+	same(t, getExec(t, s, "e3"), utcExec(full), "GetExecution")
+	same(t, getExec(t, s, "e1"), zero, "GetExecution with exit code 0")
 
 	ok(t, s.CreateJob(ctx, job("j2", time.Second), nil), "CreateJob without executions")
 	got, err = s.GetJob(ctx, "j2")
@@ -243,11 +244,13 @@ func testJobsUnfinished(t *testing.T, s store.Store) {
 		t.Fatalf("ListUnfinishedJobs on an empty store = %d jobs", len(jobs))
 	}
 	createJob(t, s, job("j3", 3*time.Second), "zed", "amy")
-	createJob(t, s, job("j1", 1*time.Second), "bob", "amy", "cy")
+	ok(t, s.CreateJob(ctx, job("j1", 1*time.Second), []api.Execution{ // ids not in host order
+		execution("j1-cy", "j1", "amy"), execution("j1-amy", "j1", "bob"), execution("j1-bob", "j1", "cy"),
+	}), "CreateJob j1")
 	createJob(t, s, job("j2", 2*time.Second), "amy")
 	createJob(t, s, job("j0", 0))
 	ok(t, s.UpdateExecutions(ctx, []store.ExecUpdate{
-		{ID: "j1-cy", State: api.ExecSucceeded, ExitCode: ptr(0), Stdout: ptr("done\n")},
+		{ID: "j1-bob", State: api.ExecSucceeded, ExitCode: ptr(0), Stdout: ptr("done\n")},
 	}), "UpdateExecutions")
 	ok(t, s.FinishJob(ctx, "j2", at(time.Minute)), "FinishJob")
 
@@ -260,7 +263,7 @@ func testJobsUnfinished(t *testing.T, s store.Store) {
 			t.Errorf("unfinished job %s has state %q", j.ID, j.State)
 		}
 	}
-	want := "j0[] j1[amy=j1-amy bob=j1-bob cy=j1-cy] j3[amy=j3-amy zed=j3-zed]"
+	want := "j0[] j1[amy=j1-cy bob=j1-amy cy=j1-bob] j3[amy=j3-amy zed=j3-zed]"
 	if s := strings.Join(got, " "); s != want {
 		t.Fatalf("ListUnfinishedJobs = %s, want %s", s, want)
 	}
@@ -385,6 +388,31 @@ func testExecOrderWithinBatch(t *testing.T, s store.Store) {
 	}
 	if e := getExec(t, s, "j-c"); e.Stdout != "" {
 		t.Errorf("j-c: stdout %q written after a final state", e.Stdout)
+	}
+
+	// A long batch, interleaved: each execution ends with its last update.
+	hosts := []string{"h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9"}
+	createJob(t, s, job("big", time.Second), hosts...)
+	var ups []store.ExecUpdate
+	for k := range 10 {
+		for i := len(hosts) - 1; i >= 0; i-- {
+			state := api.ExecDispatched
+			if (k+i)%2 == 1 {
+				state = api.ExecRunning
+			}
+			ups = append(ups, store.ExecUpdate{ID: "big-" + hosts[i], State: state, Stdout: ptr(fmt.Sprint(k))})
+		}
+	}
+	ok(t, s.UpdateExecutions(ctx, ups), "UpdateExecutions")
+	for i, h := range hosts {
+		e := getExec(t, s, "big-"+h)
+		wantState := api.ExecDispatched
+		if (9+i)%2 == 1 {
+			wantState = api.ExecRunning
+		}
+		if e.Stdout != "9" || e.State != wantState {
+			t.Errorf("%s: stdout %q state %q, want the last update's \"9\" %q", e.ID, e.Stdout, e.State, wantState)
+		}
 	}
 }
 

@@ -119,7 +119,7 @@ func testSchedulesMarkRun(t *testing.T, s store.Store) {
 func testSchedulesMarkRunConcurrent(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	ok(t, s.CreateSchedule(ctx, schedule("s", 0)), "CreateSchedule")
-	const servers, rounds = 8, 15
+	const servers, rounds = 8, 40
 	for r := range rounds {
 		slot := at(time.Duration(r+1) * time.Minute)
 		type result struct {
@@ -184,7 +184,7 @@ func testLeaseRules(t *testing.T, s store.Store) {
 
 func testLeaseConcurrent(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	const ttl, holders, rounds = time.Minute, 8, 10
+	const ttl, holders, rounds = time.Minute, 8, 30
 	prev := ""
 	for r := range rounds {
 		now := at(time.Duration(r) * ttl) // the previous lease expires exactly now
