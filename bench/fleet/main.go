@@ -60,6 +60,7 @@ type options struct {
 	cpuProfile  string
 	serverLog   string
 	procs       int
+	serverEnv   []string
 }
 
 func main() {
@@ -82,6 +83,13 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the emulated agents) during the timed jobs")
 	flag.StringVar(&serverProfile, "server-cpuprofile", "", "run the server as this program re-executed (same code as `gantry server`) and write its CPU profile during the timed jobs to this file")
 	flag.StringVar(&o.serverLog, "server-log-level", "info", "server --log-level")
+	flag.Func("server-env", "extra `K=V` in the server's environment, e.g. GOMEMLIMIT=800MiB (repeatable)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return errors.New("want K=V")
+		}
+		o.serverEnv = append(o.serverEnv, v)
+		return nil
+	})
 	flag.IntVar(&o.procs, "procs", 0, "processes holding the agents (0 = this one only, unless RLIMIT_NOFILE forces more)")
 	flag.Parse()
 	if serverProfile != "" {
@@ -187,6 +195,7 @@ func run(ctx context.Context, o options) (line string, err error) {
 	logf("setup done in %s: enrolled %d in %s (%.0f/s), all online %s later; server RSS %d MiB (peak %d MiB), %d threads",
 		round(time.Since(setupStart)), o.agents, round(enrollTook), float64(o.agents)/enrollTook.Seconds(), round(onlineTook),
 		idle.rss>>20, idle.hwm>>20, idle.threads)
+	logf("server Go memory, all agents idle: %s", b.goMem(ctx))
 
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -221,6 +230,7 @@ func run(ctx context.Context, o options) (line string, err error) {
 		logf("server CPU profile: %s (heap: %s.heap)", serverProfile, serverProfile)
 	}
 	mem := readMem(b.server.Process.Pid)
+	logf("server Go memory after the runs: %s", b.goMem(ctx))
 	sorted := append([]time.Duration(nil), times...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	med := sorted[len(sorted)/2]
@@ -421,7 +431,7 @@ func (b *bench) startServer(ctx context.Context) error {
 		return err
 	}
 	b.server = exec.Command(bin, args...)
-	b.server.Env = append(os.Environ(), "GANTRY_ADMIN_TOKEN="+adminToken)
+	b.server.Env = append(append(os.Environ(), "GANTRY_ADMIN_TOKEN="+adminToken), b.o.serverEnv...)
 	b.server.Stdout, b.server.Stderr = b.serverLog, b.serverLog
 	b.server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := b.server.Start(); err != nil {
@@ -430,7 +440,7 @@ func (b *bench) startServer(ctx context.Context) error {
 	}
 	b.serverDone = make(chan struct{})
 	go func() { _ = b.server.Wait(); close(b.serverDone) }()
-	logf("server pid %d on %s (nats %s), log %s", b.server.Process.Pid, b.url, natsAddr, b.serverLogPath())
+	logf("server pid %d on %s (nats %s), log %s %v", b.server.Process.Pid, b.url, natsAddr, b.serverLogPath(), b.o.serverEnv)
 	for {
 		select {
 		case <-b.serverDone:
@@ -549,10 +559,61 @@ func (b *bench) timedRun(ctx context.Context, r int) (time.Duration, error) {
 	}
 	p := phases(t0, job)
 	mem := readMem(b.server.Process.Pid)
-	logf("run %d/%d: %.3fs — %s; CPU: server %.2fs, agents %.2fs; server RSS %d MiB",
-		r, b.o.runs, took.Seconds(), p, srvCPU.Seconds(), benchCPU.Seconds(), mem.rss>>20)
+	// The CLI says so on stderr when the server dropped its event stream
+	// (the watcher fell behind) and it had to reconnect, with backoff.
+	reconnects := strings.Count(string(errb), "reconnecting")
+	logf("run %d/%d: %.3fs — %s; CLI stream reconnects %d; CPU: server %.2fs, agents %.2fs; server RSS %d MiB",
+		r, b.o.runs, took.Seconds(), p, reconnects, srvCPU.Seconds(), benchCPU.Seconds(), mem.rss>>20)
+	if len(errb) > 0 {
+		_ = os.WriteFile(filepath.Join(b.dir, fmt.Sprintf("run-%d.stderr", r)), errb, 0o600)
+	}
 	fmt.Printf("run %d: %.3fs\n", r, took.Seconds())
 	return took, nil
+}
+
+// goMem summarizes the server's Go memory from its /metrics.
+func (b *bench) goMem(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	want := []struct{ metric, label string }{
+		{"go_goroutines", "goroutines"},
+		{"go_memstats_stack_inuse_bytes", "stacks"},
+		{"go_memstats_heap_inuse_bytes", "heap in use"},
+		{"go_memstats_heap_idle_bytes", "heap idle"},
+		{"go_memstats_heap_released_bytes", "released"},
+		{"go_memstats_next_gc_bytes", "next GC"},
+		{"go_memstats_sys_bytes", "sys"},
+	}
+	got := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if ok && !strings.HasPrefix(name, "#") {
+			if v, err := strconv.ParseFloat(val, 64); err == nil {
+				got[name] = v
+			}
+		}
+	}
+	var parts []string
+	for _, w := range want {
+		v, ok := got[w.metric]
+		switch {
+		case !ok:
+		case w.metric == "go_goroutines":
+			parts = append(parts, fmt.Sprintf("%s %.0f", w.label, v))
+		default:
+			parts = append(parts, fmt.Sprintf("%s %.0f MiB", w.label, v/(1<<20)))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // phases splits a run with the job's own timestamps (one clock: all on this
@@ -560,8 +621,10 @@ func (b *bench) timedRun(ctx context.Context, r int) (time.Duration, error) {
 // result → job finished (all results stored) → CLI exit.
 func phases(t0 time.Time, j api.Job) string {
 	var firstStart, lastStart, lastFinish time.Time
+	var starts []time.Time
 	for _, x := range j.Executions {
 		if x.StartedAt != nil {
+			starts = append(starts, *x.StartedAt)
 			if firstStart.IsZero() || x.StartedAt.Before(firstStart) {
 				firstStart = *x.StartedAt
 			}
@@ -583,8 +646,13 @@ func phases(t0 time.Time, j api.Job) string {
 	if j.FinishedAt != nil {
 		fin = *j.FinishedAt
 	}
-	return fmt.Sprintf("job created at %s, agents started %s..%s, last agent result %s, job finished %s, CLI exit %.3fs",
-		at(j.CreatedAt), at(firstStart), at(lastStart), at(lastFinish), at(fin), time.Since(t0).Seconds())
+	p50 := time.Time{}
+	if len(starts) > 0 {
+		sort.Slice(starts, func(a, b int) bool { return starts[a].Before(starts[b]) })
+		p50 = starts[len(starts)/2]
+	}
+	return fmt.Sprintf("job created at %s, agents started %s..%s (median %s), last agent result %s, job finished %s, CLI exit %.3fs",
+		at(j.CreatedAt), at(firstStart), at(lastStart), at(p50), at(lastFinish), at(fin), time.Since(t0).Seconds())
 }
 
 func tail(b []byte, n int) []byte {

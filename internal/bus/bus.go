@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // MaxPayload is the largest message the bus carries: a final status holds
@@ -24,8 +26,12 @@ type Options struct {
 	Listen string
 	// Advertise is the URL agents are told to connect to; default nats://Listen.
 	Advertise string
-	// ExternalURL, if set, connects to an existing NATS instead of embedding one.
+	// ExternalURL, if set, connects to an existing NATS instead of embedding
+	// one; gantry then serves auth callout for it (see NATSConfigSnippet).
 	ExternalURL string
+	// CalloutKey is the file of the auth-callout issuer key (an account
+	// nkey), made on first use; required with ExternalURL.
+	CalloutKey string
 	// Lookup resolves agent keys to host ids (embedded server only).
 	Lookup HostLookup
 	// Log receives bus events.
@@ -39,6 +45,8 @@ type Bus struct {
 	srv  *server.Server
 	auth *Authenticator
 	urls []string
+	// issuer is the auth-callout issuer key (external NATS only).
+	issuer string
 }
 
 // Start embeds a NATS server (or connects to an external one) and returns
@@ -52,11 +60,22 @@ func Start(o Options) (*Bus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connect to NATS at %s: %w", o.ExternalURL, err)
 		}
+		issuer, err := loadOrCreateKey(o.CalloutKey, nkeys.CreateAccount)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("auth callout key: %w", err)
+		}
+		if err := serveAuthCallout(nc, issuer, o.Lookup); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("serve auth callout on %s: %w", o.ExternalURL, err)
+		}
+		pub, _ := issuer.PublicKey()
+		o.Log.Info("external NATS: gantry serves auth callout for agents", "issuer", pub)
 		adv := o.Advertise
 		if adv == "" {
-			adv = o.ExternalURL
+			adv = withoutUserinfo(nc.ConnectedUrl()) // agents never get the server's credentials
 		}
-		return &Bus{Conn: nc, urls: []string{adv}}, nil
+		return &Bus{Conn: nc, urls: []string{adv}, issuer: pub}, nil
 	}
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:7422"
@@ -105,6 +124,25 @@ func Start(o Options) (*Bus, error) {
 		adv = "nats://" + net.JoinHostPort(h, strconv.Itoa(addr.Port))
 	}
 	return &Bus{Conn: nc, srv: srv, auth: auth, urls: []string{adv}}, nil
+}
+
+// withoutUserinfo strips credentials from a URL.
+func withoutUserinfo(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	u.User = nil
+	return u.String()
+}
+
+// ExternalConfig is the authorization block the external NATS needs for
+// gantry's auth callout, or "" on the embedded bus.
+func (b *Bus) ExternalConfig() string {
+	if b.issuer == "" {
+		return ""
+	}
+	return NATSConfigSnippet(b.issuer, b.Conn.Opts.User)
 }
 
 // AgentURLs are the URLs given to agents at enrollment.

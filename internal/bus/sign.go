@@ -26,27 +26,37 @@ type Signer struct{ kp nkeys.KeyPair }
 // new one there (mode 0600). The key lives in the data directory, apart from
 // the database; servers sharing one database must share this file.
 func LoadOrCreateSigner(path string) (*Signer, error) {
+	kp, err := loadOrCreateKey(path, nkeys.CreateServer)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return &Signer{kp: kp}, nil
+}
+
+// loadOrCreateKey reads an nkey seed from path, or makes one with create
+// and saves it with mode 0600.
+func loadOrCreateKey(path string, create func() (nkeys.KeyPair, error)) (nkeys.KeyPair, error) {
 	seed, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		kp, err := nkeys.CreateServer()
+		kp, err := create()
 		if err != nil {
-			return nil, fmt.Errorf("create signing key: %w", err)
+			return nil, err
 		}
 		seed, _ = kp.Seed()
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(path, seed, 0o600); err != nil {
-			return nil, fmt.Errorf("write signing key %s: %w", path, err)
+			return nil, fmt.Errorf("write %s: %w", path, err)
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("read signing key %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Signer{kp: kp}, nil
+	return kp, nil
 }
 
 // PublicKey is the key agents verify commands with.

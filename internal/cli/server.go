@@ -142,6 +142,9 @@ func runServer(cmd *cobra.Command, o serverOptions) error {
 	} else {
 		fmt.Fprintf(out, "gantry server listening on %s\n", srv.URL())
 	}
+	if conf := srv.ExternalNATSConfig(); conf != "" {
+		fmt.Fprintf(out, "\nExternal NATS: agents are authenticated by gantry (auth callout). Put this in the\nNATS server's configuration and reload it:\n\n%s\n\n", conf)
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil

@@ -105,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.bus, err = bus.Start(bus.Options{Listen: cfg.NATSListen, Advertise: cfg.NATSAdvertise, ExternalURL: cfg.NATSURL, Log: cfg.Log, Lookup: s.lookupHost})
+	s.bus, err = bus.Start(bus.Options{Listen: cfg.NATSListen, Advertise: cfg.NATSAdvertise, ExternalURL: cfg.NATSURL, CalloutKey: filepath.Join(cfg.DataDir, "nats-callout.nkey"), Log: cfg.Log, Lookup: s.lookupHost})
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +278,10 @@ func (s *Server) URL() string {
 	}
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
+
+// ExternalNATSConfig is the authorization block an external NATS needs so
+// that gantry authenticates agents (auth callout); "" on the embedded bus.
+func (s *Server) ExternalNATSConfig() string { return s.bus.ExternalConfig() }
 
 // Store is the server's store (dev mode makes its join token with it).
 func (s *Server) Store() store.Store { return s.st }

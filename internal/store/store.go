@@ -83,7 +83,8 @@ type Store interface {
 	// Hosts
 	// EnrollHost consumes one use of the join token with the given hash
 	// (ErrNotFound, ErrExpired, ErrUsedUp) and creates the host, in one
-	// transaction. ErrConflict if the NKey or the name is taken.
+	// transaction. The host gets the token's labels, over those it asked
+	// for. ErrConflict if the NKey or the name is taken.
 	EnrollHost(ctx context.Context, tokenHash string, now time.Time, h HostRecord) error
 	GetHost(ctx context.Context, id string) (HostRecord, error)
 	// GetHostByName finds a non-revoked host by name.

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gantry-dev/gantry/internal/store"
 	"github.com/gantry-dev/gantry/internal/store/storetest"
@@ -30,28 +29,6 @@ func TestConformance(t *testing.T) {
 		s, _ := openFresh(t)
 		return s
 	})
-}
-
-// TestUpdateExecutions10000 checks that one batch of 10,000 updates is well
-// under a second. A slow attempt is retried (on a fresh file) twice, so that
-// a busy machine does not fail the test; a slow store fails every attempt.
-func TestUpdateExecutions10000(t *testing.T) {
-	limit := time.Second
-	if raceEnabled {
-		limit *= 10
-	}
-	var times []time.Duration
-	for range 3 {
-		s, _ := openFresh(t)
-		d := storetest.TimeUpdateExecutions(t, s, 10000)
-		s.Close()
-		t.Logf("UpdateExecutions of 10000 rows: %v", d)
-		if d < limit {
-			return
-		}
-		times = append(times, d)
-	}
-	t.Fatalf("UpdateExecutions of 10000 rows took %v, want < %v", times, limit)
 }
 
 // TestFileMode checks that the database and its WAL files are private.

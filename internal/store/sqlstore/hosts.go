@@ -78,6 +78,24 @@ WHERE hash = ? AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)`), token
 				return fmt.Errorf("join token (%d of %d uses): %w", uses, maxUses, store.ErrUsedUp)
 			}
 		}
+		// The token's labels are the administrator's: they win over the
+		// labels the agent asked for.
+		var tokLabels string
+		if err := tx.QueryRowContext(ctx, s.q("SELECT labels FROM join_tokens WHERE hash = ?"), tokenHash).Scan(&tokLabels); err != nil {
+			return err
+		}
+		if merged, err := labels(tokLabels); err != nil {
+			return fmt.Errorf("join token labels: %w", err)
+		} else if len(merged) > 0 {
+			for k, v := range h.Labels {
+				if _, set := merged[k]; !set {
+					merged[k] = v
+				}
+			}
+			if lbl, err = jsonText(merged); err != nil {
+				return err
+			}
+		}
 		_, err = tx.ExecContext(ctx, s.q("INSERT INTO hosts ("+hostCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
 			h.ID, h.Name, h.NKey, lbl, string(facts), h.Status, ns(h.LastSeen), ns(h.EnrolledAt))
 		return s.conflict(err)

@@ -13,6 +13,7 @@ import (
 var hostTests = []test{
 	{"EnrollHost/Creates", testEnrollCreates},
 	{"EnrollHost/Defaults", testEnrollDefaults},
+	{"EnrollHost/TokenLabelsWin", testEnrollTokenLabels},
 	{"EnrollHost/TokenErrors", testEnrollTokenErrors},
 	{"EnrollHost/MaxUses", testEnrollMaxUses},
 	{"EnrollHost/Unlimited", testEnrollUnlimited},
@@ -33,7 +34,7 @@ var hostTests = []test{
 func joinToken(id string, maxUses, uses int, expires time.Time) store.JoinTokenRecord {
 	return store.JoinTokenRecord{
 		JoinToken: api.JoinToken{
-			ID: id, Labels: map[string]string{"env": "prod"},
+			ID: id,
 			ExpiresAt: expires, MaxUses: maxUses, Uses: uses, CreatedAt: t0,
 		},
 		Hash: "hash-" + id,
@@ -142,6 +143,26 @@ func testEnrollDefaults(t *testing.T, s store.Store) {
 	}
 	if !got.LastSeen.IsZero() {
 		t.Errorf("LastSeen = %v, want zero", got.LastSeen)
+	}
+}
+
+func testEnrollTokenLabels(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := joinToken("labelled", 0, 0, at(time.Hour))
+	tok.Labels = map[string]string{"env": "prod", "role": "db"}
+	ok(t, s.CreateJoinToken(ctx, tok), "CreateJoinToken")
+	h := hostRec("h1", "web1") // asks for role=web, id=h1
+	ok(t, s.EnrollHost(ctx, tok.Hash, at(time.Second), h), "EnrollHost")
+	got, err := s.GetHost(ctx, "h1")
+	ok(t, err, "GetHost")
+	want := map[string]string{"env": "prod", "role": "db", "id": "h1"}
+	if len(got.Labels) != len(want) {
+		t.Fatalf("Labels = %v, want %v", got.Labels, want)
+	}
+	for k, v := range want {
+		if got.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q (the token's labels win)", k, got.Labels[k], v)
+		}
 	}
 }
 

@@ -26,10 +26,8 @@ var jobTests = []test{
 	{"Executions/OutputMadeValidText", testExecOutputText},
 	{"Executions/Batch10000", func(t *testing.T, s store.Store) {
 		d := TimeUpdateExecutions(t, s, 10000)
+		// A figure for the log, never an assertion: timings belong in bench/.
 		t.Logf("UpdateExecutions of 10000 rows: %v", d)
-		if d > 30*time.Second {
-			t.Fatalf("UpdateExecutions of 10000 rows took %v", d)
-		}
 	}},
 }
 
