@@ -34,7 +34,7 @@ var hostTests = []test{
 func joinToken(id string, maxUses, uses int, expires time.Time) store.JoinTokenRecord {
 	return store.JoinTokenRecord{
 		JoinToken: api.JoinToken{
-			ID: id,
+			ID:        id,
 			ExpiresAt: expires, MaxUses: maxUses, Uses: uses, CreatedAt: t0,
 		},
 		Hash: "hash-" + id,
