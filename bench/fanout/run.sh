@@ -272,6 +272,7 @@ run_one() {
 		ok=$(grep -c ' | CHANGED | rc=0 >>' "$out.stdout" || true)
 		((ok == HOSTS)) || die "ansible run $label: $ok hosts ok, want $HOSTS: $(grep -v ' | CHANGED | rc=0 >>' "$out.stdout" | head -20)"
 	fi
+	echo "$t0 $t1" >"$out.times"
 	# microseconds -> milliseconds with 1 decimal
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }'
 }
@@ -305,6 +306,32 @@ jq -n --argjson runs "$RUNS" --arg mux "$SSH_MUX" \
 	--argjson g "[$(IFS=,; echo "${GANTRY_MS[*]}")]" --argjson a "[$(IFS=,; echo "${ANSIBLE_MS[*]}")]" \
 	'{hosts: 50, runs: $runs, ssh_mux: $mux, unit: "ms", gantry: $g, ansible: $a}' >"$res"
 [[ -z ${EXPORT_JSON:-} ]] || cp "$res" "$EXPORT_JSON"
+
+# Where a gantry run's time goes, from the job's own timestamps (one clock).
+phases() {
+	"$PY" - "$W/out" "$RUNS" <<-'PYEOF'
+		import json, sys, statistics
+		from datetime import datetime
+		def ts(s):
+		    if not s: return None
+		    s = s.rstrip("Z")
+		    if "." in s:
+		        a, f = s.split("."); s = a + "." + f[:6]
+		    return datetime.fromisoformat(s + "+00:00").timestamp()
+		out, runs = sys.argv[1], int(sys.argv[2])
+		rows = []
+		for r in range(1, runs + 1):
+		    t0, t1 = map(float, open(f"{out}/gantry.{r}.times").read().split())
+		    j = json.load(open(f"{out}/gantry.{r}.stdout"))
+		    st = [ts(x.get("started_at")) for x in j["executions"]]
+		    fi = [ts(x.get("finished_at")) for x in j["executions"]]
+		    rows.append([ts(j["created_at"]) - t0, min(st) - t0, max(st) - t0, max(fi) - t0, ts(j.get("finished_at")) - t0, t1 - t0])
+		med = [statistics.median(c) * 1000 for c in zip(*rows)]
+		print("gantry phases (median ms from CLI start): job created %.0f, first agent start %.0f, last agent start %.0f, "
+		      "last agent result %.0f, job finished %.0f, CLI exit %.0f" % tuple(med))
+	PYEOF
+}
+phases || log "could not compute the phases"
 
 echo "gantry  ($HOSTS agents, $RUNS runs): min $gmin  p50 $gp50  mean $gmean  max $gmax ms"
 echo "ansible ($HOSTS sshd, -f $HOSTS, SSH_MUX=$SSH_MUX, $RUNS runs): min $amin  p50 $ap50  mean $amean  max $amax ms"

@@ -22,13 +22,18 @@ func ParseCron(expr string) (cron.Schedule, error) {
 	return s, nil
 }
 
+// specOf is the job a schedule starts.
+func specOf(s api.Schedule) api.JobSpec {
+	return api.JobSpec{Selector: s.Selector, Script: s.Script, Concurrency: s.Concurrency, TimeoutSeconds: s.TimeoutSeconds, User: s.User}
+}
+
 // NewSchedule validates a schedule request and fills its id and times.
 func (e *Engine) NewSchedule(s api.Schedule) (api.Schedule, error) {
 	c, err := ParseCron(s.Cron)
 	if err != nil {
 		return s, err
 	}
-	spec := api.JobSpec{Selector: s.Selector, Script: s.Script, Concurrency: s.Concurrency, TimeoutSeconds: s.TimeoutSeconds, User: s.User}
+	spec := specOf(s)
 	if err := ValidateSpec(&spec); err != nil {
 		return s, err
 	}
@@ -92,7 +97,7 @@ func (e *Engine) runDueSchedules(ctx context.Context) {
 		if err != nil || !ok {
 			continue
 		}
-		job, err := e.createJob(ctx, api.JobSpec{Selector: s.Selector, Script: s.Script, Concurrency: s.Concurrency, TimeoutSeconds: s.TimeoutSeconds, User: s.User}, s.ID, jobID, true)
+		job, err := e.createJob(ctx, specOf(s), s.ID, jobID, true)
 		if err != nil {
 			e.log.Warn("scheduled job", "schedule", s.ID, "err", err)
 			continue

@@ -1,71 +1,20 @@
 package postgres
 
 import (
-	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"testing"
-	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx" for the admin connection
 
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/store/postgres/pgtest"
 	"github.com/gantry-dev/gantry/internal/store/storetest"
 )
-
-// serverURL returns the test server's URL, or skips or fails the test.
-func serverURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("GANTRY_TEST_POSTGRES_URL")
-	if u == "" {
-		if testing.Short() {
-			t.Skip("GANTRY_TEST_POSTGRES_URL is not set")
-		}
-		t.Fatal("GANTRY_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server (make test starts one); run with -short to skip")
-	}
-	return u
-}
-
-// freshSchema creates a schema with a random name, dropped when the test
-// ends, and returns the server URL with search_path set to it.
-func freshSchema(t *testing.T) string {
-	t.Helper()
-	base := serverURL(t)
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	var b [8]byte
-	rand.Read(b[:])
-	schema := "gantry_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("GANTRY_TEST_POSTGRES_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // openFresh opens a store in a new schema.
 func openFresh(t *testing.T) (store.Store, string) {
 	t.Helper()
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	s, err := Open(t.Context(), u)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
