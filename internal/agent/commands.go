@@ -127,7 +127,11 @@ func statusOf(cmd protocol.Command, r executor.Result) protocol.Status {
 // reportInterrupted turns commands a previous process died running into
 // "unknown" results in the outbox.
 func (a *Agent) reportInterrupted() {
-	for _, id := range a.jnl.Interrupted() {
+	ids := a.jnl.Interrupted()
+	if n := killLeftovers(ids); n > 0 {
+		a.log.Warn("killed processes left by commands interrupted when the agent stopped", "processes", n)
+	}
+	for _, id := range ids {
 		now := time.Now().UTC()
 		b, _ := json.Marshal(protocol.Status{ExecID: id, State: api.ExecUnknown, Error: "the agent stopped while this command ran; it was not run again", FinishedAt: &now})
 		if err := a.jnl.Finish(id, journal.Record{ID: id, Payload: b, FinishedAt: now}); err != nil {

@@ -145,3 +145,36 @@ func countProcsPrefix(prefix string) int {
 	}
 	return n
 }
+
+// An agent killed mid-script and restarted reports the execution as unknown
+// at once (journal), never runs it again, and the job finishes.
+func TestAgentKilledMidScript(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	c.agentsOnline(map[string]string{"v1": "role=v"})
+	marks := t.TempDir()
+	r := c.gantry("run", "--selector", "role=v", "--no-wait", "--timeout", "10m", "--", fmt.Sprintf(`echo started >> %s/v1; sleep 300`, marks))
+	r.ok(t)
+	jobID := regexp.MustCompile(`j-[a-z0-9]+`).FindString(r.stdout)
+	eventually(t, 10*time.Second, "script started", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(marks, "v1"))
+		return err == nil, ""
+	})
+	c.agents["v1"].kill()
+	c.startAgent("v1", "", "")
+	var job api.Job
+	eventually(t, 20*time.Second, "job finished after the agent restarted", func() (bool, string) {
+		job = c.job(jobID)
+		return job.State == api.JobFinished, fmt.Sprint(job.Counts)
+	})
+	x := job.Executions[0]
+	if x.State != api.ExecUnknown || !strings.Contains(x.Error, "not run again") {
+		t.Errorf("execution: state %s error %q", x.State, x.Error)
+	}
+	if n := countLines(t, filepath.Join(marks, "v1")); n != 1 {
+		t.Errorf("script started %d times", n)
+	}
+	eventually(t, 5*time.Second, "the orphaned shell is gone", func() (bool, string) {
+		n := countProcsPrefix("sleep 300")
+		return n == 0, fmt.Sprintf("%d left", n)
+	})
+}

@@ -173,7 +173,9 @@ func Run(ctx context.Context, spec Spec, onOutput func(stream string, p []byte))
 	cmd.Dir = dir
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: id.cred}
+	// Pdeathsig: if the agent dies, the script's shell dies with it rather
+	// than go on unseen (its result could never be reported).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: id.cred, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = PipeGrace
 
 	runCtx := ctx
