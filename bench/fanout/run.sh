@@ -277,6 +277,7 @@ run_one() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }'
 }
 
+log "load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs; other work on the machine skews both tools)"
 log "warm-up: gantry"
 ms=$(run_one gantry warmup)
 log "  gantry warm-up ${ms} ms"
@@ -333,6 +334,7 @@ phases() {
 }
 phases || log "could not compute the phases"
 
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "gantry  ($HOSTS agents, $RUNS runs): min $gmin  p50 $gp50  mean $gmean  max $gmax ms"
 echo "ansible ($HOSTS sshd, -f $HOSTS, SSH_MUX=$SSH_MUX, $RUNS runs): min $amin  p50 $ap50  mean $amean  max $amax ms"
 echo "fanout: gantry p50 $gp50 ms, ansible p50 $ap50 ms, ratio ${ratio}x (goal: gantry >= 20x faster, p50 < 100 ms)"

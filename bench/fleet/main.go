@@ -33,6 +33,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -210,6 +211,7 @@ func run(ctx context.Context, o options) (line string, err error) {
 	if serverProfile != "" {
 		_ = b.server.Process.Signal(syscall.SIGUSR2) // start the server's CPU profile
 	}
+	logf("load average before the runs: %s (%d CPUs; other work on the machine skews the figures)", loadAvg(), runtime.NumCPU())
 	var times []time.Duration
 	for r := 1; r <= o.runs; r++ {
 		d, err := b.timedRun(ctx, r)
@@ -246,6 +248,18 @@ func run(ctx context.Context, o options) (line string, err error) {
 		mem.rss>>20, mem.hwm>>20, mem.threads, round(time.Since(setupStart)-sum(times)), round(enrollTook), round(onlineTook))
 	return fmt.Sprintf("fleet: %d agents, job to all in %.2fs (median %.2fs), server RSS peak %d MiB (goal: < 5 s, < 1 GiB)",
 		o.agents, sorted[0].Seconds(), med.Seconds(), mem.hwm>>20), nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func sum(ds []time.Duration) (t time.Duration) {
