@@ -5,6 +5,10 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+# as_postgres runs a command as the postgres user.
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
 
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
@@ -22,12 +26,14 @@ fi
 if ! pg_lsclusters -h | grep -q "^$ver main .* online"; then
   $SUDO pg_ctlcluster "$ver" main start >&2
 fi
-for _ in $(seq 1 50); do
-  $SUDO -u postgres psql -qAtc 'select 1' >/dev/null 2>&1 && break
+ready=""
+for _ in $(seq 1 100); do
+  if as_postgres psql -qAtc 'select 1' >/dev/null 2>&1; then ready=1; break; fi
   sleep 0.2
 done
-$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_roles WHERE rolname='gantry'" | grep -q 1 ||
-  $SUDO -u postgres psql -qc "CREATE ROLE gantry LOGIN SUPERUSER PASSWORD 'gantry'" >&2
-$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_database WHERE datname='gantry_test'" | grep -q 1 ||
-  $SUDO -u postgres createdb -O gantry gantry_test >&2
+[ -n "$ready" ] || { echo "test-deps: PostgreSQL did not accept connections within 20s" >&2; exit 1; }
+as_postgres psql -qAtc "SELECT 1 FROM pg_roles WHERE rolname='gantry'" | grep -q 1 ||
+  as_postgres psql -qc "CREATE ROLE gantry LOGIN SUPERUSER PASSWORD 'gantry'" >&2
+as_postgres psql -qAtc "SELECT 1 FROM pg_database WHERE datname='gantry_test'" | grep -q 1 ||
+  as_postgres createdb -O gantry gantry_test >&2
 echo "postgres://gantry:gantry@127.0.0.1:5432/gantry_test?sslmode=disable"
