@@ -181,3 +181,21 @@ type Error struct {
 	Error string `json:"error"`
 	Code  string `json:"code"` // bad_request, unauthorized, forbidden, not_found, conflict, internal
 }
+
+// Application is a named application whose revisions are deployed.
+type Application struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Revision is one pushed bundle of an application, content-addressed: the
+// same bundle pushed twice is the same revision.
+type Revision struct {
+	ID          string    `json:"id"` // "r-" + the first 12 hex digits of the digest
+	App         string    `json:"app"`
+	Digest      string    `json:"digest"` // sha256:<hex> of the bundle (.tar.gz or .zip) bytes
+	Size        int64     `json:"size"`
+	Description string    `json:"description,omitempty"`
+	AppSpec     string    `json:"appspec,omitempty"` // the bundle's appspec.yml
+	CreatedAt   time.Time `json:"created_at"`
+}

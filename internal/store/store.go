@@ -15,6 +15,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
@@ -142,6 +143,27 @@ type Store interface {
 	// now+ttl. It returns ErrLeaseHeld while another holder's lease is
 	// unexpired. Taking it over from another holder increments Epoch.
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (Lease, error)
+
+	// Applications and revisions
+	// CreateApplication: ErrConflict if the name exists.
+	CreateApplication(ctx context.Context, a api.Application) error
+	GetApplication(ctx context.Context, name string) (api.Application, error)
+	// ListApplications returns applications ordered by name.
+	ListApplications(ctx context.Context) ([]api.Application, error)
+	// CreateRevision: ErrNotFound if the application does not exist,
+	// ErrConflict if it already has a revision with that id.
+	CreateRevision(ctx context.Context, r api.Revision) error
+	GetRevision(ctx context.Context, app, id string) (api.Revision, error)
+	// ListRevisions returns an application's revisions, newest first,
+	// without their appspec text.
+	ListRevisions(ctx context.Context, app string) ([]api.Revision, error)
+
+	// Blobs: content-addressed byte streams (revision bundles).
+	// PutBlob stores r under digest (the caller has verified it) in one
+	// transaction, in chunks; a blob that exists already is left as is.
+	PutBlob(ctx context.Context, digest string, r io.Reader) (size int64, err error)
+	// OpenBlob streams a stored blob; ErrNotFound if absent.
+	OpenBlob(ctx context.Context, digest string) (io.ReadCloser, int64, error)
 
 	// Settings: small server-wide values (e.g. schema markers).
 	GetSetting(ctx context.Context, key string) ([]byte, error)

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	var all []test
 	all = append(all, hostTests...)
 	all = append(all, tokenTests...)
+	all = append(all, appTests...)
 	all = append(all, jobTests...)
 	all = append(all, scheduleTests...)
 	all = append(all, leaseTests...)
