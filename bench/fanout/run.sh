@@ -123,7 +123,7 @@ if [[ -n ${GANTRY_BIN:-} ]]; then
 	[[ -x $G ]] || die "GANTRY_BIN=$G is not executable"
 else
 	G=$W/gantry
-	log "building gantry"
+	log "building gantry at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') ($(git -C "$REPO" status --porcelain -- cmd internal api 2>/dev/null | wc -l) files modified under cmd/ internal/ api/)"
 	(cd "$REPO" && CGO_ENABLED=0 go build -o "$G" ./cmd/gantry) || die "go build failed"
 fi
 HTTP_PORT=$(free_port)

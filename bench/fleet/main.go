@@ -399,7 +399,9 @@ func buildOrTake(ctx context.Context, bin, dir string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "gantry")
-	logf("building %s", out)
+	rev, _ := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	mod, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--", "cmd", "internal", "api").Output()
+	logf("building %s at %s (%d files modified under cmd/ internal/ api/)", out, bytes.TrimSpace(rev), bytes.Count(mod, []byte("\n")))
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(bctx, "go", "build", "-o", out, "./cmd/gantry")

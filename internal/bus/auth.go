@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"log/slog"
-	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
@@ -21,9 +20,6 @@ type Authenticator struct {
 	serverUser, serverSecret string
 	lookup                   HostLookup
 	log                      *slog.Logger
-
-	mu    sync.Mutex
-	conns map[string]map[uint64]struct{} // host id -> client ids
 }
 
 var _ server.Authentication = (*Authenticator)(nil)
@@ -67,23 +63,5 @@ func (a *Authenticator) Check(c server.ClientAuthentication) bool {
 			Subscribe: &server.SubjectPermission{Allow: subs},
 		},
 	})
-	a.mu.Lock()
-	if a.conns[hostID] == nil {
-		a.conns[hostID] = map[uint64]struct{}{}
-	}
-	a.conns[hostID][c.GetID()] = struct{}{}
-	a.mu.Unlock()
 	return true
-}
-
-// take removes and returns the client ids recorded for hostID.
-func (a *Authenticator) take(hostID string) []uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var ids []uint64
-	for id := range a.conns[hostID] {
-		ids = append(ids, id)
-	}
-	delete(a.conns, hostID)
-	return ids
 }

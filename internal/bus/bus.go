@@ -43,8 +43,9 @@ type Bus struct {
 	// Conn is the server's connection, allowed every subject.
 	Conn *nats.Conn
 	srv  *server.Server
-	auth *Authenticator
 	urls []string
+	// closed is closed when Conn is (after Drain).
+	closed chan struct{}
 	// issuer is the auth-callout issuer key (external NATS only).
 	issuer string
 }
@@ -56,7 +57,8 @@ func Start(o Options) (*Bus, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.ExternalURL != "" {
-		nc, err := nats.Connect(o.ExternalURL, nats.Name("gantry-server"), nats.MaxReconnects(-1))
+		closed := make(chan struct{})
+		nc, err := nats.Connect(o.ExternalURL, nats.Name("gantry-server"), nats.MaxReconnects(-1), closedHandler(closed))
 		if err != nil {
 			return nil, fmt.Errorf("connect to NATS at %s: %w", o.ExternalURL, err)
 		}
@@ -75,7 +77,7 @@ func Start(o Options) (*Bus, error) {
 		if adv == "" {
 			adv = withoutUserinfo(nc.ConnectedUrl()) // agents never get the server's credentials
 		}
-		return &Bus{Conn: nc, urls: []string{adv}, issuer: pub}, nil
+		return &Bus{Conn: nc, urls: []string{adv}, issuer: pub, closed: closed}, nil
 	}
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:7422"
@@ -89,7 +91,7 @@ func Start(o Options) (*Bus, error) {
 		return nil, fmt.Errorf("--nats-listen %q: port must be a number from 0 to 65535", o.Listen)
 	}
 	secret := randomHex(32)
-	auth := &Authenticator{serverUser: "gantry-server", serverSecret: secret, lookup: o.Lookup, log: o.Log, conns: map[string]map[uint64]struct{}{}}
+	auth := &Authenticator{serverUser: "gantry-server", serverSecret: secret, lookup: o.Lookup, log: o.Log}
 	srv, err := server.NewServer(&server.Options{
 		Host:                       host,
 		Port:                       port,
@@ -109,7 +111,8 @@ func Start(o Options) (*Bus, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded NATS did not start on %s (is the port in use?)", o.Listen)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(auth.serverUser, secret), nats.Name("gantry-server"), nats.MaxReconnects(-1))
+	closed := make(chan struct{})
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(auth.serverUser, secret), nats.Name("gantry-server"), nats.MaxReconnects(-1), closedHandler(closed))
 	if err != nil {
 		srv.Shutdown()
 		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
@@ -123,7 +126,12 @@ func Start(o Options) (*Bus, error) {
 		}
 		adv = "nats://" + net.JoinHostPort(h, strconv.Itoa(addr.Port))
 	}
-	return &Bus{Conn: nc, srv: srv, auth: auth, urls: []string{adv}}, nil
+	return &Bus{Conn: nc, srv: srv, urls: []string{adv}, closed: closed}, nil
+}
+
+// closedHandler closes ch when the connection is closed.
+func closedHandler(ch chan struct{}) nats.Option {
+	return nats.ClosedHandler(func(*nats.Conn) { close(ch) })
 }
 
 // withoutUserinfo strips credentials from a URL.
@@ -148,14 +156,19 @@ func (b *Bus) ExternalConfig() string {
 // AgentURLs are the URLs given to agents at enrollment.
 func (b *Bus) AgentURLs() []string { return b.urls }
 
-// Disconnect drops every live connection of hostID (used on revocation;
-// the lookup refuses the key from then on).
-func (b *Bus) Disconnect(hostID string) error {
+// Disconnect drops every live connection authenticated with the agent key
+// nkey (used on revocation; the lookup refuses the key from then on).
+func (b *Bus) Disconnect(nkey string) error {
 	if b.srv == nil {
-		return errors.New("cannot drop connections on an external NATS: revoke the key there too")
+		return errors.New("cannot drop connections on an external NATS: the key is refused at its next connection")
 	}
-	for _, id := range b.auth.take(hostID) {
-		_ = b.srv.DisconnectClientByID(id) // gone already is fine
+	// For nkey connections the server's user filter is the public key.
+	cz, err := b.srv.Connz(&server.ConnzOptions{User: nkey, Limit: 1 << 16})
+	if err != nil {
+		return fmt.Errorf("list connections of %s: %w", nkey, err)
+	}
+	for _, c := range cz.Conns {
+		_ = b.srv.DisconnectClientByID(c.Cid) // gone already is fine
 	}
 	return nil
 }
@@ -164,9 +177,9 @@ func (b *Bus) Disconnect(hostID string) error {
 func (b *Bus) Close() {
 	if b.Conn != nil {
 		_ = b.Conn.Drain()
-		deadline := time.Now().Add(2 * time.Second)
-		for !b.Conn.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		select {
+		case <-b.closed:
+		case <-time.After(2 * time.Second):
 		}
 		b.Conn.Close()
 	}

@@ -32,8 +32,9 @@ import (
 type Deps struct {
 	Store store.Store
 	Fleet *fleet.Engine
-	// Revoke drops a host's bus connections (after the store revoked it).
-	Revoke func(hostID string) error
+	// Revoke drops the bus connections of an agent key (after the store
+	// revoked its host).
+	Revoke func(nkey string) error
 	// BusURLs and ServerKey are handed to enrolling agents.
 	BusURLs   []string
 	ServerKey string

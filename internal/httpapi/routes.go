@@ -238,7 +238,7 @@ func (a *API) removeHost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, a.d.Log)
 		return
 	}
-	if err := a.d.Revoke(h.ID); err != nil {
+	if err := a.d.Revoke(h.NKey); err != nil {
 		a.d.Log.Warn("revoke: drop connection", "host", h.ID, "err", err)
 	}
 	a.d.Fleet.Forget(h.ID)
