@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Diagnostic is one problem in a source file. Line and Column are 1-based;
@@ -39,8 +40,9 @@ type Diagnostic struct {
 	// Message says what is wrong, and where possible what is expected; it
 	// starts in lower case and has no final period.
 	Message string
-	// Snippet is the source line Line points at, without its line ending;
-	// empty when there is none.
+	// Snippet is the source line Line points at, without its line ending
+	// and with control characters (other than tab) and invalid UTF-8
+	// replaced by U+FFFD; empty when there is none.
 	Snippet string
 }
 
@@ -204,7 +206,8 @@ func (s *Source) Lines() int {
 }
 
 // Line returns the text of the 1-based line n without its line ending ("\n"
-// or "\r\n"), or "" when there is no such line.
+// or "\r\n"), or "" when there is no such line. Control characters other
+// than tab, and bytes that are not UTF-8, are replaced with U+FFFD.
 func (s *Source) Line(n int) string {
 	if n < 1 || n > s.Lines() {
 		return ""
@@ -217,7 +220,28 @@ func (s *Source) Line(n int) string {
 	line := s.Src[start:end]
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
-	return string(line)
+	return printable(string(line))
+}
+
+// printable replaces what a terminal should not be sent, control characters
+// other than tab and invalid UTF-8, with U+FFFD, one per character so that
+// columns still line up.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, isControl) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s { // invalid bytes come out as utf8.RuneError
+		if isControl(r) {
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\t') || (r >= 0x7f && r <= 0x9f)
 }
 
 // At returns a Diagnostic at line and column (1-based, 0 for unknown) of s,
