@@ -85,6 +85,9 @@ type Agent struct {
 	ver  *bus.Verifier
 	wake chan struct{}
 	wg   sync.WaitGroup
+	// finishing holds results (journal.Record by id) sent while their
+	// journal record is still being written, to answer repeats with.
+	finishing sync.Map
 }
 
 // Enroll loads the identity from the data directory, or enrolls with the

@@ -43,6 +43,15 @@ func (a *Agent) onCommand(m *nats.Msg) {
 		a.log.Info("running command", "id", cmd.ID, "job", cmd.Exec.JobID)
 		go a.execute(cmd)
 	case journal.Running:
+		if rec, ok := a.finishing.Load(cmd.ID); ok {
+			// Finished, its record still being written: answer with it.
+			go a.send(rec.(journal.Record))
+			return
+		}
+		if again, rec, err := a.jnl.Begin(cmd.ID); err == nil && again == journal.Done {
+			go a.deliver(*rec) // finished in between
+			return
+		}
 		// Repeat while it runs: confirm again that it started.
 		a.sendRunning(cmd, time.Now().UTC())
 	case journal.Done:
@@ -87,11 +96,26 @@ func (a *Agent) execute(cmd protocol.Command) {
 	st := statusOf(cmd, res)
 	payload, _ := json.Marshal(st)
 	rec := journal.Record{ID: cmd.ID, Payload: payload, FinishedAt: time.Now().UTC()}
-	if err := a.jnl.Finish(cmd.ID, rec); err != nil {
-		a.log.Error("journal: cannot record result", "id", cmd.ID, "err", err)
-	}
 	a.log.Info("command finished", "id", cmd.ID, "state", st.State)
-	a.deliver(rec)
+	// Record the result and send it at the same time; it counts as
+	// delivered only once both are done. A crash in between is harmless: a
+	// stored result is final on the server, and an unrecorded one turns
+	// into "unknown" here, which the server then ignores.
+	recorded := make(chan error, 1)
+	a.finishing.Store(cmd.ID, rec)
+	go func() {
+		err := a.jnl.Finish(cmd.ID, rec)
+		a.finishing.Delete(cmd.ID)
+		recorded <- err
+	}()
+	stored := a.send(rec)
+	if err := <-recorded; err != nil {
+		a.log.Error("journal: cannot record result", "id", cmd.ID, "err", err)
+		return
+	}
+	if stored {
+		a.ack(rec.ID)
+	}
 }
 
 // statusOf turns an executor result into the final status.
@@ -140,9 +164,19 @@ func (a *Agent) reportInterrupted() {
 	}
 }
 
-// deliver sends one final status and marks it acknowledged once the server
-// has stored it. On failure it stays in the outbox.
+// deliver sends one recorded final status and marks it acknowledged once
+// the server has stored it. On failure it stays in the outbox.
 func (a *Agent) deliver(rec journal.Record) bool {
+	if !a.send(rec) {
+		return false
+	}
+	a.ack(rec.ID)
+	return true
+}
+
+// send sends a final status and reports whether the server is done with it
+// (stored it, or refused it for good).
+func (a *Agent) send(rec journal.Record) bool {
 	reply, err := a.nc.Request(bus.AgentSubject(a.id.HostID, bus.KindStatus), rec.Payload, 5*time.Second)
 	if err != nil {
 		return false
@@ -156,10 +190,13 @@ func (a *Agent) deliver(rec journal.Record) bool {
 		// rather than retry forever.
 		a.log.Warn("server refused result", "id", rec.ID, "err", ack.Error)
 	}
-	if err := a.jnl.Ack(rec.ID); err != nil {
-		a.log.Warn("journal: ack", "id", rec.ID, "err", err)
-	}
 	return true
+}
+
+func (a *Agent) ack(id string) {
+	if err := a.jnl.Ack(id); err != nil {
+		a.log.Warn("journal: ack", "id", id, "err", err)
+	}
 }
 
 // outboxLoop resends unacknowledged results every 2 s and on reconnect, and

@@ -108,7 +108,7 @@ type Engine struct {
 	hosts    map[string]*presence
 	jobs     map[string]*jobState
 	execs    map[string]*execState
-	watchers map[string]map[*watcher]struct{}
+	watchers map[string]map[*Watcher]struct{}
 
 	results chan result
 	kick    chan struct{}
@@ -122,8 +122,9 @@ type presence struct {
 }
 
 type jobState struct {
-	job   api.Job // without executions
-	order []string
+	job       api.Job // without executions
+	order     []string
+	remaining int // executions not yet final
 }
 
 type execState struct {
@@ -137,7 +138,7 @@ type execState struct {
 
 type result struct {
 	up   store.ExecUpdate
-	done chan error
+	done func(error) // called once the update is stored (or failed)
 }
 
 // New makes an engine; call Start to load state and run its loops.
@@ -146,7 +147,7 @@ func New(st Store, send Sender, cfg Config, log *slog.Logger) *Engine {
 	return &Engine{
 		st: st, send: send, cfg: cfg, log: log, now: time.Now,
 		hosts: map[string]*presence{}, jobs: map[string]*jobState{}, execs: map[string]*execState{},
-		watchers: map[string]map[*watcher]struct{}{},
+		watchers: map[string]map[*Watcher]struct{}{},
 		results:  make(chan result, 16384),
 		kick:     make(chan struct{}, 1),
 	}
@@ -205,6 +206,9 @@ func (e *Engine) track(j api.Job, execs []api.Execution) {
 			es.startedAt = *x.StartedAt
 		}
 		e.execs[x.ID] = es
+		if !api.ExecDone(x.State) {
+			js.remaining++
+		}
 	}
 	e.jobs[j.ID] = js
 }

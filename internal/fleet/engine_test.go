@@ -298,3 +298,32 @@ func TestScheduleFiresOncePerSlot(t *testing.T) {
 		t.Error("bad cron accepted")
 	}
 }
+
+// A burst of events larger than any fixed buffer (one per host of a
+// 10,000-host job, twice) reaches a watcher that reads afterwards, in order.
+func TestWatcherKeepsBursts(t *testing.T) {
+	r := newRig(t, "h")
+	job, _ := r.e.CreateJob(r.ctx, api.JobSpec{Script: "true"})
+	_, w, cancel, err := r.e.Watch(r.ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	const n = 20000
+	for i := 0; i < n; i++ {
+		r.e.publish(job.ID, api.JobEvent{Type: "output", Data: fmt.Sprint(i)})
+	}
+	got := 0
+	for got < n {
+		evs, ok := w.Next(r.ctx)
+		if !ok {
+			t.Fatalf("watcher closed after %d of %d events", got, n)
+		}
+		for _, ev := range evs {
+			if ev.Data != fmt.Sprint(got) {
+				t.Fatalf("event %d is %q", got, ev.Data)
+			}
+			got++
+		}
+	}
+}

@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
@@ -180,11 +182,34 @@ func (e *Engine) dispatchOnce(ctx context.Context) {
 			return
 		}
 	}
-	for _, c := range sends {
-		if err := e.send(c); err != nil {
-			e.log.Warn("dispatch: send command (will resend)", "exec", c.ID, "host", c.HostID, "err", err)
-		}
+	e.sendAll(sends)
+}
+
+// sendAll signs and publishes commands, in parallel when there are many
+// (signing is the costly part: ~60 µs each).
+func (e *Engine) sendAll(cmds []protocol.Command) {
+	workers := runtime.GOMAXPROCS(0)
+	if len(cmds) < 64 || workers < 2 {
+		workers = 1
 	}
+	var wg sync.WaitGroup
+	next := make(chan protocol.Command)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				if err := e.send(c); err != nil {
+					e.log.Warn("dispatch: send command (will resend)", "exec", c.ID, "host", c.HostID, "err", err)
+				}
+			}
+		}()
+	}
+	for _, c := range cmds {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
 }
 
 // command builds the (unsigned) command for an execution; a resend gets a
@@ -201,9 +226,23 @@ func final(id, state, msg string, now time.Time) store.ExecUpdate {
 }
 
 // HandleStatus takes an agent's status report for one of its executions and
-// returns once it is stored (the caller then acknowledges it). Reports for
-// executions of other hosts are refused.
+// returns once it is stored. Reports for executions of other hosts are
+// refused.
 func (e *Engine) HandleStatus(ctx context.Context, hostID string, s protocol.Status) error {
+	done := make(chan error, 1)
+	e.SubmitStatus(ctx, hostID, s, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SubmitStatus is HandleStatus without waiting: done is called once the
+// report is stored (the caller acknowledges it to the agent then), or with
+// the reason it was refused. It never starts a goroutine per report.
+func (e *Engine) SubmitStatus(ctx context.Context, hostID string, s protocol.Status, done func(error)) {
 	e.mu.Lock()
 	x := e.execs[s.ExecID]
 	var owner string
@@ -214,19 +253,23 @@ func (e *Engine) HandleStatus(ctx context.Context, hostID string, s protocol.Sta
 	if x == nil {
 		stored, err := e.st.GetExecution(ctx, s.ExecID)
 		if err != nil {
-			return fmt.Errorf("execution %s: %w", s.ExecID, err)
+			done(fmt.Errorf("execution %s: %w", s.ExecID, err))
+			return
 		}
 		owner = stored.HostID
 		if owner == hostID {
-			return nil // job already finished: the report is a repeat
+			done(nil) // job already finished: the report is a repeat
+			return
 		}
 	}
 	if owner != hostID {
 		e.log.Warn("refused status for another host's execution", "host", hostID, "exec", s.ExecID)
-		return fmt.Errorf("execution %s does not belong to host %s", s.ExecID, hostID)
+		done(fmt.Errorf("execution %s does not belong to host %s", s.ExecID, hostID))
+		return
 	}
 	if s.State != api.ExecRunning && !api.ExecDone(s.State) {
-		return fmt.Errorf("invalid state %q", s.State)
+		done(fmt.Errorf("invalid state %q", s.State))
+		return
 	}
 	up := store.ExecUpdate{ID: s.ExecID, State: s.State, ExitCode: s.ExitCode, Error: s.Error,
 		StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
@@ -234,17 +277,10 @@ func (e *Engine) HandleStatus(ctx context.Context, hostID string, s protocol.Sta
 		out, errs := string(s.Stdout), string(s.Stderr)
 		up.Stdout, up.Stderr = &out, &errs
 	}
-	done := make(chan error, 1)
 	select {
 	case e.results <- result{up: up, done: done}:
 	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+		done(ctx.Err())
 	}
 }
 
@@ -273,7 +309,7 @@ func (e *Engine) resultLoop(ctx context.Context) {
 		}
 		err := e.apply(ctx, ups)
 		for _, r := range batch {
-			r.done <- err
+			r.done(err)
 		}
 	}
 }
@@ -293,6 +329,11 @@ func (e *Engine) apply(ctx context.Context, ups []store.ExecUpdate) error {
 			continue
 		}
 		x.state = u.State
+		if api.ExecDone(u.State) {
+			if js := e.jobs[x.jobID]; js != nil {
+				js.remaining--
+			}
+		}
 		if u.StartedAt != nil {
 			x.startedAt = *u.StartedAt
 		} else if u.State == api.ExecRunning {
@@ -307,8 +348,12 @@ func (e *Engine) apply(ctx context.Context, ups []store.ExecUpdate) error {
 		events = append(events, api.JobEvent{Type: "state", HostID: x.hostID, HostName: x.hostName, Execution: &ev})
 	}
 	e.mu.Unlock()
+	byJob := map[string][]api.JobEvent{}
 	for _, ev := range events {
-		e.publish(ev.Execution.JobID, ev)
+		byJob[ev.Execution.JobID] = append(byJob[ev.Execution.JobID], ev)
+	}
+	for id, evs := range byJob {
+		e.publish(id, evs...)
 	}
 	for id := range touched {
 		e.maybeFinish(ctx, id)
@@ -321,15 +366,9 @@ func (e *Engine) apply(ctx context.Context, ups []store.ExecUpdate) error {
 func (e *Engine) maybeFinish(ctx context.Context, jobID string) bool {
 	e.mu.Lock()
 	js := e.jobs[jobID]
-	if js == nil {
+	if js == nil || js.remaining > 0 {
 		e.mu.Unlock()
 		return false
-	}
-	for _, id := range js.order {
-		if !api.ExecDone(e.execs[id].state) {
-			e.mu.Unlock()
-			return false
-		}
 	}
 	e.mu.Unlock()
 	if err := e.st.FinishJob(ctx, jobID, e.now().UTC()); err != nil {

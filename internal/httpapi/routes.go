@@ -343,19 +343,19 @@ func withCounts(j api.Job) api.Job {
 }
 
 // jobEvents streams NDJSON: current states, live events, then "done".
-func (a *API) jobEvents(w http.ResponseWriter, r *http.Request) {
-	job, events, cancel, err := a.d.Fleet.Watch(r.Context(), r.PathValue("id"))
+func (a *API) jobEvents(w0 http.ResponseWriter, r *http.Request) {
+	job, w, cancel, err := a.d.Fleet.Watch(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, r, err, a.d.Log)
+		writeError(w0, r, err, a.d.Log)
 		return
 	}
 	defer cancel()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(200)
-	enc := json.NewEncoder(w)
+	w0.Header().Set("Content-Type", "application/x-ndjson")
+	w0.Header().Set("Cache-Control", "no-store")
+	w0.WriteHeader(200)
+	enc := json.NewEncoder(w0)
 	flush := func() {
-		if f, ok := w.(http.Flusher); ok {
+		if f, ok := w0.(http.Flusher); ok {
 			f.Flush()
 		}
 	}
@@ -369,18 +369,16 @@ func (a *API) jobEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	flush()
 	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return // finished (done was sent) or too slow: the client reloads
-			}
+		events, ok := w.Next(r.Context())
+		if !ok {
+			return // finished (done was sent), too slow, or gone: the client reloads
+		}
+		for _, ev := range events {
 			if err := enc.Encode(ev); err != nil {
 				return
 			}
-			flush()
 		}
+		flush() // once per drained batch, not per event
 	}
 }
 

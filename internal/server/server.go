@@ -244,8 +244,8 @@ func (s *Server) subscribe() error {
 				s.ack(m, fmt.Errorf("decode status: %w", err))
 				return
 			}
-			// Stored in batches: do not hold up the subscription.
-			go func() { s.ack(m, s.fleet.HandleStatus(ctx, host, st)) }()
+			// Stored in batches; acknowledged once stored.
+			s.fleet.SubmitStatus(ctx, host, st, func(err error) { s.ack(m, err) })
 		}),
 	)
 	if err != nil {

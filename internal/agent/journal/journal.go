@@ -344,13 +344,14 @@ func (j *Journal) writeStart(id string, now time.Time) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
 	if err := f.Close(); err != nil {
 		return err
 	}
+	// The file's existence is what makes a start at-most-once, and syncing
+	// the directory makes that durable; its content (start time, pid) is
+	// informative, so it is not synced separately: one fsync, not two, on
+	// the path to starting the script. After a crash an empty or torn file
+	// still reads as started (readStartTime falls back to the mtime).
 	return syncDir(j.dir)
 }
 
