@@ -9,11 +9,13 @@
 #            measured command: ansible all -m shell -a hostname -f 50
 #
 # Both are timed wall-clock as whole commands (CLI process start to exit), by
-# this script (bash $EPOCHREALTIME around each run, no shell in between), so
+# this script (bash $EPOCHREALTIME around each run, no extra shell), so
 # that each measured run's output can be checked: a gantry run must return 50
 # executions all "succeeded", an Ansible run must exit 0 with 50 "CHANGED |
 # rc=0" hosts. A failed run is an error, not a figure. One warm-up run each,
-# then RUNS measured runs each (interleaved: gantry, ansible, gantry, ...).
+# then RUNS measured runs each, interleaved (gantry, ansible, gantry, ...) with
+# PAUSE seconds (default 1) of rest before each so that one tool's leftover
+# processes (50 sshd sessions winding down) do not land in the other's time.
 #
 # SSH connection sharing (SSH_MUX): default "on" = Ansible's own default
 # (ControlMaster=auto, ControlPersist=60s). gantry's agents keep a persistent
@@ -36,16 +38,20 @@
 # on each execution's critical path (start record, result), and here all 50
 # agents share one disk; AGENT_DIR=/dev/shm/... shows the cost of that.
 #
-# Environment: RUNS (default 10), AGENT_DIR (see above), SSH_MUX (on|off, default on), SSH_BASE_PORT
-# (default 22100: ports 22101-22150), GANTRY_BIN (a built gantry; default: build
-# one from this checkout), KEEP=1 (keep the work dir), EXPORT_JSON (also write
-# the per-run times there). Needs root (sshd, root logins). Installs
-# openssh-server/ansible with apt-get if missing.
+# Environment: RUNS (default 10), PAUSE (default 1 s), AGENT_DIR (see above),
+# SSH_MUX (on|off, default on), SSH_BASE_PORT (default 22100: ports
+# 22101-22150), GANTRY_BIN (a built gantry; default: build one from this
+# checkout), KEEP=1 (keep the work dir), EXPORT_JSON (also write the per-run
+# times there). Needs root (sshd, root logins). Installs openssh-server,
+# ansible and jq with apt-get if missing (hyperfine is not needed: the script
+# times the runs itself, to check every measured run's output).
+# Takes about 1.5 min with RUNS=10 on 2 cores (Ansible is most of it).
 #
 # Last line: fanout: gantry p50 X ms, ansible p50 Y ms, ratio Y/Xx (goal: ...)
 set -euo pipefail
 
 RUNS=${RUNS:-10}
+PAUSE=${PAUSE:-1}
 SSH_MUX=${SSH_MUX:-on}
 SSH_BASE_PORT=${SSH_BASE_PORT:-22100}
 HOSTS=50
@@ -75,8 +81,10 @@ cleanup() {
 			[[ -S $s ]] && ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1
 		done
 		# Masters that did not answer: find them by our unique control dir, kill by pid.
+		local p c
 		for p in /proc/[0-9]*; do
-			if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "ControlPath=$W/cp/"; then
+			c=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")
+			if [[ $c == ssh* && $c == *"ControlPath=$W/cp/"* ]]; then
 				kill "${p#/proc/}" 2>/dev/null
 			fi
 		done
@@ -285,7 +293,9 @@ log "warm-up: ansible"
 ms=$(run_one ansible warmup)
 log "  ansible warm-up ${ms} ms"
 for r in $(seq 1 "$RUNS"); do
+	sleep "$PAUSE" # let the previous command's processes wind down (not timed)
 	g=$(run_one gantry "$r")
+	sleep "$PAUSE"
 	a=$(run_one ansible "$r")
 	GANTRY_MS+=("$g")
 	ANSIBLE_MS+=("$a")

@@ -4,6 +4,10 @@
 // the time of `gantry run --selector role=emu -o json -- true` on all of them,
 // end to end through a real CLI process, and the server's memory.
 //
+// Each agent holds 2 file descriptors; when the hard RLIMIT_NOFILE cannot be
+// raised enough (no CAP_SYS_RESOURCE), the agents that do not fit run in
+// re-executed copies of this program (see agents.go), and it says so.
+//
 // Run it by hand from the repository root (it is not a test):
 //
 //	go run ./bench/fleet -agents 1000 -runs 3
@@ -325,14 +329,18 @@ func (b *bench) cleanup(errp *error) {
 	if b.serverLog != nil {
 		b.serverLog.Close()
 	}
-	if b.o.keep || *errp != nil {
-		if b.dir != "" {
-			logf("kept %s (server log, data) and %s (agents)", b.dir, b.agentsDir)
-		}
+	if b.o.keep {
+		logf("kept %s (server log, data) and %s (agents)", b.dir, b.agentsDir)
 		return
 	}
+	// The agents' dirs may be large and in RAM (/dev/shm): always removed
+	// unless -keep. The temp dir (server log, run output) is kept on failure.
 	if b.agentsDir != "" {
 		os.RemoveAll(b.agentsDir)
+	}
+	if *errp != nil && b.dir != "" {
+		logf("kept %s (server log, run output) for the failure", b.dir)
+		return
 	}
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
