@@ -72,7 +72,15 @@ func (a *Agent) sendRunning(cmd protocol.Command, started time.Time) {
 // execute runs an exec command and records its result.
 func (a *Agent) execute(cmd protocol.Command) {
 	started := time.Now().UTC()
-	a.sendRunning(cmd, started)
+	// Make the start durable against a machine crash while the script
+	// starts, and confirm it to the server only then: a start the server has
+	// seen is never sent again, so it must survive a reboot here.
+	go func() {
+		if err := a.jnl.Sync(); err != nil {
+			a.log.Warn("journal: sync", "err", err)
+		}
+		a.sendRunning(cmd, started)
+	}()
 	x := cmd.Exec
 	var seq uint64
 	onOut := func(stream string, p []byte) {
@@ -89,7 +97,6 @@ func (a *Agent) execute(cmd protocol.Command) {
 			Timeout:   time.Duration(x.TimeoutSeconds) * time.Second,
 			User:      x.User,
 			OutputCap: x.OutputCap,
-			WorkDir:   a.cfg.DataDir,
 			Env:       []string{"GANTRY_JOB_ID=" + x.JobID, "GANTRY_EXECUTION_ID=" + cmd.ID, "GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name},
 		}, onOut)
 	}

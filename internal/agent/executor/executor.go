@@ -1,8 +1,9 @@
 // Package executor runs a user's shell script on the agent's host.
 //
-// The script is written to a fresh file (mode 0700, random name) in
-// Spec.WorkDir and run as "/bin/sh <file>" — the script text never appears
-// on a command line. The shell runs in its own process group, with a
+// The script is written to an anonymous in-memory file (memfd) passed to
+// the shell as file descriptor 3 and run as "/bin/sh /dev/fd/3": the script
+// text never appears on a command line, nothing is written to disk, and
+// nothing is left behind. The shell runs in its own process group, with a
 // minimal environment, optionally as another user, and its output is both
 // streamed to a callback and kept (up to a cap) in the Result.
 package executor
@@ -14,13 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultOutputCap is the number of bytes per stream kept in a Result when
@@ -62,10 +64,6 @@ type Spec struct {
 	// OutputCap is the number of bytes per stream kept in the Result (and
 	// passed to the callback); DefaultOutputCap if not positive.
 	OutputCap int
-	// WorkDir is where the script file is written; os.TempDir() if empty.
-	// With User set, the target user needs search (x) permission on WorkDir
-	// and all its parents (checked from the mode bits; ACLs are ignored).
-	WorkDir string
 }
 
 // Result is the outcome of a run.
@@ -149,26 +147,17 @@ func Run(ctx context.Context, spec Spec, onOutput func(stream string, p []byte))
 			dir = id.home
 		}
 	}
-	workDir := spec.WorkDir
-	if workDir == "" {
-		workDir = os.TempDir()
-	}
-	if id.cred != nil {
-		if msg := checkTraversable(workDir, id); msg != "" {
-			return fail("%s", msg)
-		}
-	}
-
-	script, err := writeScript(workDir, spec.Script, id)
+	script, err := scriptFile(spec.Script)
 	if err != nil {
-		return fail("writing the script file: %v", err)
+		return fail("preparing the script: %v", err)
 	}
-	defer os.Remove(script)
+	defer script.Close()
 
 	var mu sync.Mutex
 	stdout := &output{mu: &mu, stream: Stdout, limit: limit, onOutput: onOutput}
 	stderr := &output{mu: &mu, stream: Stderr, limit: limit, onOutput: onOutput}
-	cmd := exec.Command("/bin/sh", script)
+	cmd := exec.Command("/bin/sh", "/dev/fd/3")
+	cmd.ExtraFiles = []*os.File{script} // fd 3 in the shell
 	cmd.Env = env
 	cmd.Dir = dir
 	cmd.Stdout = stdout
@@ -378,73 +367,17 @@ func buildEnv(id identity, extra []string) ([]string, string) {
 	return env, ""
 }
 
-// writeScript writes the script to a new 0700 file in dir, owned by the
-// target user when switching users.
-func writeScript(dir, script string, id identity) (path string, err error) {
-	f, err := os.CreateTemp(dir, ".gantry-script-*.sh")
+// scriptFile returns an in-memory file holding the script. memfd files
+// can be reopened through /dev/fd by the shell whatever user it runs as.
+func scriptFile(script string) (*os.File, error) {
+	fd, err := unix.MemfdCreate("gantry-script", unix.MFD_CLOEXEC)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	path = f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(path)
-		}
-	}()
-	if err = f.Chmod(0o700); err != nil {
-		return "", err
+	f := os.NewFile(uintptr(fd), "gantry-script")
+	if _, err := f.WriteString(script); err != nil {
+		f.Close()
+		return nil, err
 	}
-	if id.cred != nil {
-		if err = f.Chown(int(id.uid), int(id.gid)); err != nil {
-			return "", err
-		}
-	}
-	if _, err = f.WriteString(script); err != nil {
-		return "", err
-	}
-	if err = f.Close(); err != nil {
-		return "", err
-	}
-	return path, nil
-}
-
-// checkTraversable checks from mode bits that the target user can search
-// dir and every parent, so that /bin/sh can open the script file.
-func checkTraversable(dir string, id identity) string {
-	abs, err := filepath.Abs(dir)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
-	}
-	if err != nil {
-		return fmt.Sprintf("script directory %q: %v", dir, err)
-	}
-	for p := abs; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Sprintf("script directory %q: %v", dir, err)
-		}
-		if !canSearch(fi, id) {
-			return fmt.Sprintf("script directory %q is not accessible to user %q: %q does not grant it search (x) permission; use a WorkDir that every user can traverse (e.g. mode 0711)", dir, id.name, p)
-		}
-		if p == "/" || p == filepath.Dir(p) {
-			return ""
-		}
-	}
-}
-
-func canSearch(fi os.FileInfo, id identity) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || id.uid == 0 {
-		return true
-	}
-	mode := fi.Mode().Perm()
-	switch {
-	case st.Uid == id.uid:
-		return mode&0o100 != 0
-	case st.Gid == id.gid || slices.Contains(id.groups, st.Gid):
-		return mode&0o010 != 0
-	default:
-		return mode&0o001 != 0
-	}
+	return f, nil
 }

@@ -126,6 +126,9 @@ type entry struct {
 	done       bool
 	finishedAt time.Time
 	acked      bool
+	// ackHoldsRecord: the result lives in the .ack file (Ack renames
+	// .done to .ack) rather than in .done.
+	ackHoldsRecord bool
 }
 
 // Journal is an open journal directory. Its methods are safe for
@@ -224,7 +227,14 @@ func (j *Journal) load() error {
 			e.done = true
 			e.finishedAt = rec.FinishedAt
 		case ackSuffix:
-			get(id).acked = true
+			// An acknowledged result: the .done file renamed. (An empty
+			// .ack next to a .done is the older format: acked, result in
+			// .done.)
+			e := get(id)
+			e.acked = true
+			if rec, err := readRecord(j.path(name)); err == nil {
+				e.done, e.ackHoldsRecord, e.finishedAt = true, true, rec.FinishedAt
+			}
 		}
 	}
 	for id, e := range j.entries {
@@ -278,7 +288,8 @@ func (j *Journal) path(name string) string { return filepath.Join(j.dir, name) }
 // Dir returns the journal's directory.
 func (j *Journal) Dir() string { return j.dir }
 
-// Begin records that id is being started, atomically and durably, and
+// Begin records that id is being started, atomically (durable against a
+// crash of the agent process; call Sync for a machine crash), and
 // returns New — or, if id was seen before, Running, Done (with its Record)
 // or Interrupted. Of concurrent Begin calls for one id exactly one returns
 // New. The caller runs the execution only on New; on error it must not run
@@ -296,7 +307,11 @@ func (j *Journal) Begin(id string) (State, *Record, error) {
 		defer j.mu.Unlock()
 		switch {
 		case e.done:
-			rec, err := readRecord(j.path(id + doneSuffix))
+			name := id + doneSuffix
+			if e.ackHoldsRecord {
+				name = id + ackSuffix
+			}
+			rec, err := readRecord(j.path(name))
 			if err != nil {
 				return 0, nil, fmt.Errorf("journal: reading result of %s: %w", id, err)
 			}
@@ -347,13 +362,18 @@ func (j *Journal) writeStart(id string, now time.Time) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	// The file's existence is what makes a start at-most-once, and syncing
-	// the directory makes that durable; its content (start time, pid) is
-	// informative, so it is not synced separately: one fsync, not two, on
-	// the path to starting the script. After a crash an empty or torn file
-	// still reads as started (readStartTime falls back to the mtime).
-	return syncDir(j.dir)
+	// The file's existence is what makes a start at-most-once: against a
+	// crash of the agent process that is enough (the kernel has the entry).
+	// Against a crash of the machine, Sync makes starts durable; the agent
+	// calls it while the script starts rather than before, and reports the
+	// start to the server only after it. Its content (start time, pid) is
+	// informative: an empty or torn file still reads as started.
+	return nil
 }
+
+// Sync makes every start recorded so far durable against a machine crash
+// (one fsync of the journal directory, shared by all of them).
+func (j *Journal) Sync() error { return syncDir(j.dir) }
 
 // Finish durably stores the result of id, which must have been begun (by
 // this or an earlier agent process, so Interrupted ids can be given a
@@ -484,17 +504,13 @@ func (j *Journal) Ack(id string) error {
 	if e.acked {
 		return nil
 	}
-	f, err := os.OpenFile(j.path(id+ackSuffix), os.O_WRONLY|os.O_CREATE, 0o600)
-	if err == nil {
-		err = f.Close()
-	}
-	if err == nil {
-		err = syncDir(j.dir)
-	}
-	if err != nil {
+	// The result moves to <id>.ack: a rename, no new file. Not synced: an
+	// ack lost in a machine crash only means the result is sent once more,
+	// which the server ignores.
+	if err := os.Rename(j.path(id+doneSuffix), j.path(id+ackSuffix)); err != nil {
 		return fmt.Errorf("journal: acking %s: %w", id, err)
 	}
-	e.acked = true
+	e.acked, e.ackHoldsRecord = true, true
 	return nil
 }
 
