@@ -259,7 +259,10 @@ func (c *Client) send(ctx context.Context, method, p string, q url.Values, body 
 		u += "?" + q.Encode()
 	}
 	var rd io.Reader
-	if body != nil {
+	contentType := "application/json"
+	if raw, ok := body.(rawBody); ok {
+		rd, contentType = raw.r, raw.contentType
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("encoding request: %w", err)
@@ -272,7 +275,7 @@ func (c *Client) send(ctx context.Context, method, p string, q url.Values, body 
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)

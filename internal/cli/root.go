@@ -141,6 +141,9 @@ saved by 'gantry login'.`,
 		a.newRunCmd(),
 		a.newJobsCmd(),
 		a.newScheduleCmd(),
+		a.newAppCmd(),
+		a.newPushCmd(),
+		a.newRevisionsCmd(),
 		a.newVersionCmd(),
 	)
 	return root

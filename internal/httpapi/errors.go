@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/deploy"
 	"github.com/gantry-dev/gantry/internal/fleet"
 	"github.com/gantry-dev/gantry/internal/store"
 )
@@ -33,7 +34,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 	switch {
 	case errors.As(err, &ae):
 		status, code = ae.status, ae.code
-	case errors.Is(err, fleet.ErrInvalid):
+	case errors.Is(err, fleet.ErrInvalid), errors.Is(err, deploy.ErrInvalid):
 		status, code = http.StatusBadRequest, "bad_request"
 	case errors.Is(err, fleet.ErrNoHosts):
 		status, code = http.StatusUnprocessableEntity, "no_hosts"

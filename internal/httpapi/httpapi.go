@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/deploy"
 	"github.com/gantry-dev/gantry/internal/fleet"
 	"github.com/gantry-dev/gantry/internal/store"
 )
@@ -32,6 +33,8 @@ import (
 type Deps struct {
 	Store store.Store
 	Fleet *fleet.Engine
+	// Revisions takes in applications and pushed bundles.
+	Revisions *deploy.Revisions
 	// Revoke drops the bus connections of an agent key (after the store
 	// revoked its host).
 	Revoke func(nkey string) error

@@ -20,10 +20,11 @@ import (
 // route is one entry of the API table.
 type route struct {
 	Method, Path, Summary string
-	Public                bool // no bearer token (health, enrollment)
-	Body                  any  // request body type, for the OpenAPI document
-	Resp                  any  // response body type
-	Status                int  // success status (default 200)
+	Public                bool   // no bearer token (health, enrollment)
+	Body                  any    // request body type, for the OpenAPI document
+	RawBody               string // media type of a raw (non-JSON) request body
+	Resp                  any    // response body type
+	Status                int    // success status (default 200)
 	Query                 []string
 	Handler               http.HandlerFunc
 }
@@ -53,6 +54,11 @@ func (a *API) routes() []route {
 		{Method: "GET", Path: "/api/v1/jobs", Summary: "List jobs, newest first.", Query: []string{"limit"}, Resp: []api.Job{}, Handler: a.listJobs},
 		{Method: "GET", Path: "/api/v1/jobs/{id}", Summary: "Show a job with every host's result.", Resp: api.Job{}, Handler: a.getJob},
 		{Method: "GET", Path: "/api/v1/jobs/{id}/events", Summary: "Stream a job's events as NDJSON until it finishes.", Resp: api.JobEvent{}, Handler: a.jobEvents},
+		{Method: "POST", Path: "/api/v1/apps", Summary: "Create an application.", Body: api.Application{}, Resp: api.Application{}, Status: 201, Handler: a.createApp},
+		{Method: "GET", Path: "/api/v1/apps", Summary: "List applications.", Resp: []api.Application{}, Handler: a.listApps},
+		{Method: "POST", Path: "/api/v1/apps/{app}/revisions", Summary: "Push a bundle (.tar.gz or .zip bytes as the body) as a revision; 200 if it was pushed before.", Query: []string{"description"}, RawBody: "application/octet-stream", Resp: api.Revision{}, Status: 201, Handler: a.pushRevision},
+		{Method: "GET", Path: "/api/v1/apps/{app}/revisions", Summary: "List an application's revisions, newest first.", Resp: []api.Revision{}, Handler: a.listRevisions},
+		{Method: "GET", Path: "/api/v1/apps/{app}/revisions/{rev}", Summary: "Show a revision with its appspec.yml.", Resp: api.Revision{}, Handler: a.getRevision},
 		{Method: "POST", Path: "/api/v1/schedules", Summary: "Run a job on a cron schedule.", Body: api.Schedule{}, Resp: api.Schedule{}, Status: 201, Handler: a.createSchedule},
 		{Method: "GET", Path: "/api/v1/schedules", Summary: "List schedules.", Resp: []api.Schedule{}, Handler: a.listSchedules},
 		{Method: "DELETE", Path: "/api/v1/schedules/{id}", Summary: "Delete a schedule.", Status: 204, Handler: a.deleteSchedule},

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/bus"
+	"github.com/gantry-dev/gantry/internal/deploy"
 	"github.com/gantry-dev/gantry/internal/fleet"
 	"github.com/gantry-dev/gantry/internal/httpapi"
 	"github.com/gantry-dev/gantry/internal/ids"
@@ -128,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Deps{
-		Store: s.st, Fleet: s.fleet, Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
+		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
 		Ready: s.ready.Load, Log: cfg.Log, Registry: reg,
 	})
 	s.ln, err = net.Listen("tcp", cfg.Listen)
@@ -145,6 +146,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ok = true
 	s.log.Info("gantry server ready", "http", s.URL(), "nats", s.bus.AgentURLs(), "data_dir", cfg.DataDir, "database", storeKind(cfg))
 	return s, nil
+}
+
+// revisionsIn stages pushed bundles under the data directory.
+func revisionsIn(dataDir string, st store.Store) *deploy.Revisions {
+	r := deploy.NewRevisions(st)
+	r.TempDir = filepath.Join(dataDir, "tmp")
+	_ = os.MkdirAll(r.TempDir, 0o700)
+	return r
 }
 
 func storeKind(cfg Config) string {
