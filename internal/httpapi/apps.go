@@ -23,14 +23,7 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 	apps, err := a.d.Store.ListApplications(r.Context())
-	if err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	if apps == nil {
-		apps = []api.Application{}
-	}
-	writeJSON(w, 200, apps)
+	writeList(a, w, r, apps, err)
 }
 
 // pushRevision takes a bundle as the raw request body.
@@ -51,14 +44,7 @@ func (a *API) pushRevision(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listRevisions(w http.ResponseWriter, r *http.Request) {
 	revs, err := a.d.Store.ListRevisions(r.Context(), r.PathValue("app"))
-	if err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	if revs == nil {
-		revs = []api.Revision{}
-	}
-	writeJSON(w, 200, revs)
+	writeList(a, w, r, revs, err)
 }
 
 func (a *API) getRevision(w http.ResponseWriter, r *http.Request) {

@@ -143,6 +143,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
+// writeList writes a JSON array (never null), or the error.
+func writeList[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, err error) {
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if items == nil {
+		items = []T{}
+	}
+	writeJSON(w, 200, items)
+}
+
 // decode reads a JSON body strictly (unknown fields are errors).
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)

@@ -284,14 +284,7 @@ func (a *API) createJoinToken(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listJoinTokens(w http.ResponseWriter, r *http.Request) {
 	ts, err := a.d.Store.ListJoinTokens(r.Context())
-	if err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	if ts == nil {
-		ts = []api.JoinToken{}
-	}
-	writeJSON(w, 200, ts)
+	writeList(a, w, r, ts, err)
 }
 
 func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
@@ -319,14 +312,7 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	jobs, err := a.d.Store.ListJobs(r.Context(), limit)
-	if err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	if jobs == nil {
-		jobs = []api.Job{}
-	}
-	writeJSON(w, 200, jobs)
+	writeList(a, w, r, jobs, err)
 }
 
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
@@ -407,17 +393,10 @@ func (a *API) createSchedule(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listSchedules(w http.ResponseWriter, r *http.Request) {
 	ss, err := a.d.Store.ListSchedules(r.Context())
-	if err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	if ss == nil {
-		ss = []api.Schedule{}
-	}
 	for i := range ss {
 		ss[i] = a.d.Fleet.WithNextRun(ss[i])
 	}
-	writeJSON(w, 200, ss)
+	writeList(a, w, r, ss, err)
 }
 
 func (a *API) deleteSchedule(w http.ResponseWriter, r *http.Request) {
