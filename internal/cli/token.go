@@ -78,8 +78,8 @@ func (a *app) runTokenCreate(ctx context.Context, o tokenCreateOptions) error {
 		if err := t.flush(); err != nil {
 			return err
 		}
-		_, err := fmt.Fprintf(w, "\nThe token is shown only once. To enroll a host, run on it:\n\n  gantry agent --server %s --join-token %s\n",
-			c.BaseURL, jt.Token)
+		_, err := fmt.Fprintf(w, "\nThe token is shown only once. To enroll a host, run on it (the environment keeps the\ntoken out of the process list):\n\n  GANTRY_JOIN_TOKEN=%s gantry agent --server %s\n",
+			jt.Token, c.BaseURL)
 		return err
 	})
 }

@@ -13,7 +13,7 @@ func TestTokenCreate(t *testing.T) {
 	f := newFakeServer(t)
 	r := f.gantry(t, nil, "token", "create", "--ttl", "90m", "--uses", "3", "--labels", "env=prod, role=web")
 	r.expect(t, 0, "Token:", "gjt_secret", "Uses:", "0/3", "env=prod, role=web", "(in 1h)",
-		"gantry agent --server "+f.URL+" --join-token gjt_secret")
+		"GANTRY_JOIN_TOKEN=gjt_secret gantry agent --server "+f.URL)
 	var req api.CreateJoinTokenRequest
 	_, body := f.lastRequest()
 	_ = json.Unmarshal([]byte(body), &req)
