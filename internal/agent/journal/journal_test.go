@@ -3,6 +3,7 @@ package journal
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,8 +135,8 @@ func TestFileModes(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0600", e.Name(), info.Mode())
 		}
 	}
-	// Ack moved the result from a.done to a.ack.
-	if want := []string{".lock", "a.ack", "a.start"}; !slices.Equal(names, want) {
+	// One log, whatever the number of commands.
+	if want := []string{".lock", "journal.log"}; !slices.Equal(names, want) {
 		t.Errorf("files = %v, want %v", names, want)
 	}
 }
@@ -353,7 +354,8 @@ func TestCrashDuringFinishLeavesNoResult(t *testing.T) {
 	j1, _ := Open(dir)
 	begin(t, j1, "x", New)
 	j1.Close()
-	// A Finish that died after writing its temporary file, before rename.
+	// A Finish of the older file-per-id layout that died after writing its
+	// temporary file, before rename: Open removes the leftover.
 	tmp := filepath.Join(dir, ".tmp-x-12345")
 	if err := os.WriteFile(tmp, []byte(`{"id":"x","payl`), 0o600); err != nil {
 		t.Fatal(err)
@@ -368,24 +370,20 @@ func TestCrashDuringFinishLeavesNoResult(t *testing.T) {
 	}
 }
 
-func TestCorruptResultIsInterrupted(t *testing.T) {
+func TestCorruptOldResultIsInterrupted(t *testing.T) {
 	dir := t.TempDir()
-	j1, _ := Open(dir)
-	begin(t, j1, "x", New)
-	finish(t, j1, "x", `1`)
-	j1.Close()
-	if err := os.WriteFile(filepath.Join(dir, "x.done"), []byte("{garbage"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The older layout, with an unreadable result file.
+	writeFiles(t, dir, map[string]string{
+		"x.start": `{"id":"x","started_at":"2030-01-01T00:00:00Z","pid":1}`,
+		"x.done":  "{garbage",
+	})
 	j2 := open(t, dir)
 	begin(t, j2, "x", Interrupted)
-	if _, err := os.Stat(filepath.Join(dir, "x.done.corrupt")); err != nil {
-		t.Errorf("corrupt result not kept aside: %v", err)
-	}
 	finish(t, j2, "x", `"unknown"`)
 	if rec := begin(t, j2, "x", Done); string(rec.Payload) != `"unknown"` {
 		t.Errorf("payload %s", rec.Payload)
 	}
+	checkFiles(t, dir)
 }
 
 func TestUnackedOrder(t *testing.T) {
@@ -464,53 +462,54 @@ func TestGC(t *testing.T) {
 		{"recent-interrupted", Interrupted},
 		{"running", Running},
 	}
+	data, err := os.ReadFile(filepath.Join(dir, logName))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range tests {
-		for _, suffix := range []string{".start", ".done", ".ack"} {
-			_, err := os.Stat(filepath.Join(dir, tt.id+suffix))
-			if tt.want == New && !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("%s%s not removed", tt.id, suffix)
-			}
+		if tt.want == New && strings.Contains(string(data), `"`+tt.id+`"`) {
+			t.Errorf("%s still in the log after GC", tt.id)
 		}
+	}
+	for _, tt := range tests {
 		begin(t, j, tt.id, tt.want)
 	}
 	if got := unacked(t, j); !slices.Equal(got, []string{"old-unacked"}) {
 		t.Errorf("Unacked = %v", got)
 	}
+	checkFiles(t, dir)
+	// The compacted log is what a restart sees ("running" is then
+	// interrupted).
+	j.Close()
+	j2 := open(t, dir)
+	if got := unacked(t, j2); !slices.Equal(got, []string{"old-unacked"}) {
+		t.Errorf("Unacked after restart = %v", got)
+	}
+	for _, tt := range tests {
+		if tt.id == "running" || tt.want == New { // begun by j above
+			tt.want = Interrupted
+		}
+		begin(t, j2, tt.id, tt.want)
+	}
 }
 
-func TestHalfDoneGCIsStillDone(t *testing.T) {
+func TestHalfDoneOldGCIsStillDone(t *testing.T) {
 	dir := t.TempDir()
-	j1, _ := Open(dir)
-	begin(t, j1, "x", New)
-	finish(t, j1, "x", `1`)
-	if err := j1.Ack("x"); err != nil {
-		t.Fatal(err)
-	}
-	begin(t, j1, "y", New)
-	finish(t, j1, "y", `2`)
-	if err := j1.Ack("y"); err != nil {
-		t.Fatal(err)
-	}
-	j1.Close()
-	// GC died after removing x.start (x.ack, holding the result, is left).
-	// y is in the older format (an empty .ack beside .done) and GC died
-	// after removing y.start and y.done: an ack without a result.
-	for _, f := range []string{"x.start", "y.start"} {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "y.ack"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The older layout, where GC died half-way: for x after removing
+	// x.start (x.ack, holding the result, is left); for y, in the even
+	// older form (an empty .ack beside .done), after removing y.start and
+	// y.done: an ack without a result.
+	writeFiles(t, dir, map[string]string{
+		"x.ack": `{"id":"x","payload":1,"finished_at":"2020-01-01T00:00:00Z"}`,
+		"y.ack": "",
+	})
 	j := open(t, dir)
 	if got := j.Interrupted(); len(got) != 0 {
 		t.Errorf("Interrupted = %v, want none", got)
 	}
 	begin(t, j, "x", Done)
-	if _, err := os.Stat(filepath.Join(dir, "y.ack")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("orphan y.ack not removed")
-	}
+	checkFiles(t, dir) // the orphan y.ack is gone too
+	begin(t, j, "y", New)
 	j.now = func() time.Time { return time.Now().Add(365 * 24 * time.Hour) }
 	if err := j.GC(24 * time.Hour); err != nil {
 		t.Fatal(err)
@@ -546,9 +545,7 @@ func TestInvalidIDs(t *testing.T) {
 	if ents, _ := os.ReadDir(parent); len(ents) != 1 {
 		t.Errorf("files created outside the journal: %v", ents)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
-		t.Errorf("journal holds %d files, want .lock and 3 starts", len(ents))
-	}
+	checkFiles(t, dir)
 }
 
 func TestMisuse(t *testing.T) {
@@ -579,16 +576,15 @@ func TestMisuse(t *testing.T) {
 	}
 }
 
-func TestStrayStartFileIsNeverRun(t *testing.T) {
+func TestStrayOldStartFileIsNeverRun(t *testing.T) {
 	dir := t.TempDir()
+	// A start file of the older layout, even an empty one (a crash before
+	// its content was written): imported as started, so never run.
+	writeFiles(t, dir, map[string]string{"stray.start": ""})
 	j := open(t, dir)
-	// A start record this Journal did not create (e.g. written behind its
-	// back): O_EXCL refuses it, and the id is not run.
-	if err := os.WriteFile(filepath.Join(dir, "stray.start"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	begin(t, j, "stray", Interrupted)
 	begin(t, j, "stray", Interrupted)
+	checkFiles(t, dir)
 }
 
 func TestStateString(t *testing.T) {
@@ -597,4 +593,374 @@ func TestStateString(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", int(st), st.String(), want)
 		}
 	}
+}
+
+// writeFiles creates files (mode 0600) in dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkFiles fails unless dir holds exactly the lock and the log.
+func checkFiles(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{".lock", logName}; !slices.Equal(names, want) {
+		t.Errorf("files = %v, want %v", names, want)
+	}
+}
+
+// logLines returns the offsets at which the log's lines start, and its size.
+func logLines(t *testing.T, dir string) ([]int64, int64) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, logName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for off := 0; off < len(data); {
+		offs = append(offs, int64(off))
+		i := strings.IndexByte(string(data[off:]), '\n')
+		if i < 0 {
+			break
+		}
+		off += i + 1
+	}
+	return offs, int64(len(data))
+}
+
+func TestNoFilesPerCommand(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir)
+	t0 := time.Now()
+	for i := range 1000 {
+		id := fmt.Sprintf("exec-%d", i)
+		begin(t, j, id, New)
+		finish(t, j, id, `{"exit":0,"stdout":"hello"}`)
+		if err := j.Ack(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("1000 × Begin+Finish+Ack: %v", time.Since(t0))
+	checkFiles(t, dir)
+	j.Close()
+	j2 := open(t, dir)
+	begin(t, j2, "exec-999", Done)
+	if got := unacked(t, j2); len(got) != 0 {
+		t.Errorf("Unacked = %v", got)
+	}
+}
+
+func TestTornTail(t *testing.T) {
+	dir := t.TempDir()
+	j1 := open(t, dir)
+	begin(t, j1, "a", New)
+	finish(t, j1, "a", `"a"`)
+	begin(t, j1, "b", New)
+	finish(t, j1, "b", `"b"`) // its done line is the last one
+	j1.Close()
+	offs, size := logLines(t, dir)
+	lastLine := offs[len(offs)-1]
+
+	for _, cut := range []int64{lastLine + 1, (lastLine + size) / 2, size - 1} {
+		t.Run(fmt.Sprint(cut-lastLine), func(t *testing.T) {
+			d := t.TempDir()
+			data, _ := os.ReadFile(filepath.Join(dir, logName))
+			writeFiles(t, d, map[string]string{logName: string(data[:cut])})
+			j := open(t, d)
+			// A torn done leaves its id Interrupted, never New.
+			if got := j.Interrupted(); !slices.Equal(got, []string{"b"}) {
+				t.Errorf("Interrupted = %v, want [b]", got)
+			}
+			begin(t, j, "b", Interrupted)
+			if rec := begin(t, j, "a", Done); string(rec.Payload) != `"a"` {
+				t.Errorf("payload of a = %s", rec.Payload)
+			}
+			// The torn part is gone: appends after it read back fine.
+			finish(t, j, "b", `"unknown"`)
+			begin(t, j, "c", New)
+			j.Close()
+			if _, size := logLines(t, d); size <= cut {
+				t.Fatalf("log did not grow")
+			}
+			j2 := open(t, d)
+			begin(t, j2, "b", Done)
+			begin(t, j2, "c", Interrupted)
+			if got := unacked(t, j2); !slices.Equal(got, []string{"a", "b"}) {
+				t.Errorf("Unacked = %v", got)
+			}
+		})
+	}
+
+	// A torn start (its Begin never returned) may be forgotten; the
+	// records before it are intact.
+	d := t.TempDir()
+	j := open(t, d)
+	begin(t, j, "a", New)
+	begin(t, j, "b", New)
+	j.Close()
+	_, size = logLines(t, d)
+	data, _ := os.ReadFile(filepath.Join(d, logName))
+	writeFiles(t, d, map[string]string{logName: string(data[:size-3])})
+	j = open(t, d)
+	if got := j.Interrupted(); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("Interrupted = %v, want [a]", got)
+	}
+	j.Close()
+
+	// Zeros after the last record (a machine crash that extended the file
+	// but lost the data) are a torn tail too.
+	f, _ := os.OpenFile(filepath.Join(d, logName), os.O_WRONLY|os.O_APPEND, 0)
+	f.Write(make([]byte, 100))
+	f.Close()
+	j = open(t, d)
+	if got := j.Interrupted(); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("Interrupted = %v, want [a]", got)
+	}
+}
+
+func TestCorruptMiddleRefusesToOpen(t *testing.T) {
+	dir := t.TempDir()
+	j1 := open(t, dir)
+	for _, id := range []string{"a", "b", "c"} {
+		begin(t, j1, id, New)
+		finish(t, j1, id, `"x"`)
+	}
+	j1.Close()
+	offs, _ := logLines(t, dir)
+	path := filepath.Join(dir, logName)
+	orig, _ := os.ReadFile(path)
+	for name, damage := range map[string]func(b []byte){
+		"byte":    func(b []byte) { b[offs[3]+12] ^= 0x20 },             // in b's start
+		"newline": func(b []byte) { b[offs[4]-1] = 'x' },                // merges two lines
+		"zeros":   func(b []byte) { copy(b[offs[2]:], "\x00\x00\x00") }, // a's done
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := slices.Clone(orig)
+			damage(b)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // and it stays refused: nothing was cut off
+				if j, err := Open(dir); !errors.Is(err, ErrCorrupt) {
+					if err == nil {
+						j.Close()
+					}
+					t.Fatalf("Open = %v, want ErrCorrupt", err)
+				}
+			}
+			if after, _ := os.ReadFile(path); !slices.Equal(after, b) {
+				t.Error("Open changed a corrupt log")
+			}
+		})
+	}
+	// A well-formed but inconsistent record is refused too.
+	line, _ := encodeLine(logRec{Op: opDone, ID: "zz", Rec: &Record{ID: "zz"}})
+	writeFiles(t, dir, map[string]string{logName: string(orig) + string(line)})
+	if _, err := Open(dir); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open with a result without start = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestCompactionCrashSafety(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
+	j := open(t, dir)
+	j.now = func() time.Time { return now.Add(-30 * 24 * time.Hour) }
+	big := `"` + strings.Repeat("x", 10000) + `"`
+	for i := range 200 {
+		id := fmt.Sprintf("old-%d", i)
+		begin(t, j, id, New)
+		finish(t, j, id, big)
+		if err := j.Ack(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.now = func() time.Time { return now }
+	begin(t, j, "keep-unacked", New)
+	finish(t, j, "keep-unacked", `"u"`)
+	begin(t, j, "keep-acked", New)
+	finish(t, j, "keep-acked", `"k"`)
+	if err := j.Ack("keep-acked"); err != nil {
+		t.Fatal(err)
+	}
+	begin(t, j, "keep-running", New)
+	_, before := logLines(t, dir)
+	if err := j.GC(7 * 24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, after := logLines(t, dir)
+	if after > before/100 {
+		t.Errorf("log %d bytes after GC, %d before", after, before)
+	}
+	checkFiles(t, dir)
+	// The Journal goes on appending to the new log.
+	begin(t, j, "keep-unacked", Done)
+	begin(t, j, "keep-running", Running)
+	finish(t, j, "keep-running", `"r"`)
+	begin(t, j, "old-3", New)
+	j.Close()
+
+	check := func(j *Journal) {
+		t.Helper()
+		begin(t, j, "old-7", New)
+		begin(t, j, "old-3", Interrupted)
+		if rec := begin(t, j, "keep-acked", Done); string(rec.Payload) != `"k"` {
+			t.Errorf("payload %s", rec.Payload)
+		}
+		if got := unacked(t, j); !slices.Equal(got, []string{"keep-running", "keep-unacked"}) {
+			t.Errorf("Unacked = %v", got)
+		}
+	}
+	// A compaction that died before its rename left its temporary file:
+	// the log is still whole, and the leftover goes.
+	writeFiles(t, dir, map[string]string{compactName: "garbage"})
+	j2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(j2)
+	checkFiles(t, dir)
+	j2.Close()
+}
+
+func TestGCWhileFinishing(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				if st, _, err := j.Begin(id); err != nil || st != New {
+					t.Errorf("Begin(%s) = %v, %v", id, st, err)
+					return
+				}
+				if err := j.Finish(id, Record{Payload: json.RawMessage(`1`)}); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%2 == 0 {
+					if err := j.Ack(id); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 20 {
+			if err := j.GC(-time.Hour); err != nil { // forgets every acked result
+				t.Error(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	if err := j.GC(-time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	want := len(unacked(t, j))
+	if want != 200 {
+		t.Errorf("%d unacked, want 200", want)
+	}
+	j.Close()
+	j2 := open(t, dir)
+	for w := range 4 {
+		for i := range 100 {
+			id := fmt.Sprintf("w%d-%d", w, i)
+			if i%2 == 0 {
+				begin(t, j2, id, New)
+			} else {
+				begin(t, j2, id, Done)
+			}
+		}
+	}
+}
+
+func TestMigrateOldLayout(t *testing.T) {
+	dir := t.TempDir()
+	rec := func(id, payload, at string) string {
+		return `{"id":"` + id + `","payload":` + payload + `,"finished_at":"` + at + `"}`
+	}
+	start := func(id, at string) string { return `{"id":"` + id + `","started_at":"` + at + `","pid":42}` }
+	writeFiles(t, dir, map[string]string{
+		"running.start":        start("running", "2030-01-01T00:00:02Z"),
+		"done.start":           start("done", "2030-01-01T00:00:00Z"),
+		"done.done":            rec("done", `{"exit":1}`, "2030-01-01T00:01:00Z"),
+		"acked.start":          start("acked", "2030-01-01T00:00:00Z"),
+		"acked.ack":            rec("acked", `"a"`, "2030-01-01T00:00:30Z"),
+		"older-acked.start":    start("older-acked", "2030-01-01T00:00:00Z"),
+		"older-acked.done":     rec("older-acked", `"o"`, "2030-01-01T00:00:40Z"),
+		"older-acked.ack":      "",
+		"corrupt.start":        start("corrupt", "2030-01-01T00:00:01Z"),
+		"corrupt.done.corrupt": "{garb",
+		"early.done":           rec("early", `"e"`, "2030-01-01T00:00:50Z"), // GC died after .start
+		"orphan.ack":           "",
+		".tmp-done-123":        "{",
+		"not-ours.txt":         "keep me",
+	})
+	if err := os.Mkdir(filepath.Join(dir, "sub.start"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	check := func(j *Journal) {
+		t.Helper()
+		if got := j.Interrupted(); !slices.Equal(got, []string{"corrupt", "running"}) {
+			t.Errorf("Interrupted = %v", got)
+		}
+		if got := unacked(t, j); !slices.Equal(got, []string{"early", "done"}) {
+			t.Errorf("Unacked = %v", got)
+		}
+		for id, payload := range map[string]string{"done": `{"exit":1}`, "acked": `"a"`, "older-acked": `"o"`, "early": `"e"`} {
+			if rec := begin(t, j, id, Done); string(rec.Payload) != payload {
+				t.Errorf("%s: payload %s, want %s", id, rec.Payload, payload)
+			}
+		}
+		begin(t, j, "running", Interrupted)
+		begin(t, j, "corrupt", Interrupted)
+	}
+	j := open(t, dir)
+	check(j)
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{".lock", logName, "not-ours.txt", "sub.start"}; !slices.Equal(names, want) {
+		t.Errorf("files after import = %v, want %v", names, want)
+	}
+	begin(t, j, "orphan", New) // an ack without result means nothing
+	j.Close()
+
+	// An import that died before removing the old files: the log wins.
+	writeFiles(t, dir, map[string]string{
+		"done.done":   rec("done", `"other"`, "2030-01-01T00:01:00Z"),
+		"fresh.start": start("fresh", "2030-01-01T00:00:03Z"),
+	})
+	j2 := open(t, dir)
+	if rec := begin(t, j2, "done", Done); string(rec.Payload) != `{"exit":1}` {
+		t.Errorf("payload %s", rec.Payload)
+	}
+	if got := j2.Interrupted(); !slices.Equal(got, []string{"orphan", "corrupt", "running", "fresh"}) {
+		t.Errorf("Interrupted = %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "done.done")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("done.done not removed")
+	}
+	j2.Close()
 }
