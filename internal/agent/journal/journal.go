@@ -648,19 +648,7 @@ func (j *Journal) Unacked() ([]Record, error) {
 	if j.closed {
 		return nil, ErrClosed
 	}
-	var ids []string
-	for id, e := range j.entries {
-		if e.done && !e.acked {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(a, b int) bool {
-		ea, eb := j.entries[ids[a]], j.entries[ids[b]]
-		if !ea.finishedAt.Equal(eb.finishedAt) {
-			return ea.finishedAt.Before(eb.finishedAt)
-		}
-		return ids[a] < ids[b]
-	})
+	ids := j.idsBy(func(e *entry) bool { return e.done && !e.acked }, func(e *entry) time.Time { return e.finishedAt })
 	out := make([]Record, 0, len(ids))
 	for _, id := range ids {
 		rec, err := j.readResult(id, j.entries[id])
@@ -710,19 +698,7 @@ func (j *Journal) Ack(id string) error {
 func (j *Journal) Interrupted() []string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var ids []string
-	for id, e := range j.entries {
-		if !e.running && !e.done && !e.finishing {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(a, b int) bool {
-		ea, eb := j.entries[ids[a]], j.entries[ids[b]]
-		if !ea.startedAt.Equal(eb.startedAt) {
-			return ea.startedAt.Before(eb.startedAt)
-		}
-		return ids[a] < ids[b]
-	})
+	ids := j.idsBy(func(e *entry) bool { return !e.running && !e.done && !e.finishing }, func(e *entry) time.Time { return e.startedAt })
 	return ids
 }
 
@@ -1037,4 +1013,23 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// idsBy returns the ids whose entries match keep, ordered by at (then by
+// id). The caller holds j.mu.
+func (j *Journal) idsBy(keep func(*entry) bool, at func(*entry) time.Time) []string {
+	var ids []string
+	for id, e := range j.entries {
+		if keep(e) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(a, b int) bool {
+		ta, tb := at(j.entries[ids[a]]), at(j.entries[ids[b]])
+		if !ta.Equal(tb) {
+			return ta.Before(tb)
+		}
+		return ids[a] < ids[b]
+	})
+	return ids
 }
