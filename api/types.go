@@ -66,11 +66,11 @@ type EnrollRequest struct {
 
 // EnrollResponse tells a new agent who it is and where the bus is.
 type EnrollResponse struct {
-	HostID           string   `json:"host_id"`
-	NATSURLs         []string `json:"nats_urls"`
-	ServerKey        string   `json:"server_key"` // public key that signs commands
-	HeartbeatSeconds int      `json:"heartbeat_seconds"`
-	SubjectPrefix    string   `json:"subject_prefix"`
+	HostID          string   `json:"host_id"`
+	NATSURLs        []string `json:"nats_urls"`
+	ServerKey       string   `json:"server_key"`   // public key that signs commands
+	HeartbeatMillis int64    `json:"heartbeat_ms"` // agents also learn it from every hello reply
+	SubjectPrefix   string   `json:"subject_prefix"`
 }
 
 // Execution states of a job on one host.

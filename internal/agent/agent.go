@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,7 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/agent/journal"
 	"github.com/gantry-dev/gantry/internal/bus"
+	"github.com/gantry-dev/gantry/internal/protocol"
 )
 
 // Config configures an agent.
@@ -62,13 +64,13 @@ type Config struct {
 
 // Identity is what enrollment gives an agent; saved as identity.json.
 type Identity struct {
-	HostID           string   `json:"host_id"`
-	Name             string   `json:"name"`
-	Server           string   `json:"server"`
-	Seed             string   `json:"nkey_seed"`
-	ServerKey        string   `json:"server_key"`
-	NATSURLs         []string `json:"nats_urls"`
-	HeartbeatSeconds int      `json:"heartbeat_seconds"`
+	HostID          string   `json:"host_id"`
+	Name            string   `json:"name"`
+	Server          string   `json:"server"`
+	Seed            string   `json:"nkey_seed"`
+	ServerKey       string   `json:"server_key"`
+	NATSURLs        []string `json:"nats_urls"`
+	HeartbeatMillis int64    `json:"heartbeat_ms"`
 }
 
 // ErrRevoked is returned when the bus refuses the agent's identity: the host
@@ -85,6 +87,10 @@ type Agent struct {
 	ver  *bus.Verifier
 	wake chan struct{}
 	wg   sync.WaitGroup
+	// every is the heartbeat interval in milliseconds, as the server last
+	// said (enrollment, then every hello reply).
+	every atomic.Int64
+	rearm chan struct{}
 	// finishing holds results (journal.Record by id) sent while their
 	// journal record is still being written, to answer repeats with.
 	finishing sync.Map
@@ -143,7 +149,7 @@ func Enroll(ctx context.Context, cfg Config) (Identity, error) {
 	if err := json.Unmarshal(data, &er); err != nil {
 		return Identity{}, fmt.Errorf("enroll: bad response: %w", err)
 	}
-	id := Identity{HostID: er.HostID, Name: name, Server: cfg.Server, Seed: string(seed), ServerKey: er.ServerKey, NATSURLs: er.NATSURLs, HeartbeatSeconds: er.HeartbeatSeconds}
+	id := Identity{HostID: er.HostID, Name: name, Server: cfg.Server, Seed: string(seed), ServerKey: er.ServerKey, NATSURLs: er.NATSURLs, HeartbeatMillis: er.HeartbeatMillis}
 	if err := writeFileAtomic(path, id); err != nil {
 		return Identity{}, err
 	}
@@ -188,7 +194,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("host", id.HostID), wake: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("host", id.HostID), wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1)}
+	a.every.Store(id.HeartbeatMillis)
 	if a.jnl, err = journal.Open(filepath.Join(cfg.DataDir, "journal")); err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
@@ -264,11 +271,24 @@ func (a *Agent) serve(ctx context.Context) error {
 	}
 }
 
-// onConnect announces the agent and flushes the outbox.
+// onConnect announces the agent, takes the server's current heartbeat
+// interval from the reply, and flushes the outbox.
 func (a *Agent) onConnect() {
 	b, _ := json.Marshal(helloMsg(a.cfg.facts()))
-	if a.nc != nil {
-		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindHello), b)
+	if nc := a.nc; nc != nil {
+		go func() {
+			reply, err := nc.Request(bus.AgentSubject(a.id.HostID, bus.KindHello), b, 5*time.Second)
+			if err != nil {
+				return // an older server, or a reconnect in progress: keep the interval
+			}
+			var hr protocol.HelloReply
+			if json.Unmarshal(reply.Data, &hr) == nil && hr.HeartbeatMillis > 0 && a.every.Swap(hr.HeartbeatMillis) != hr.HeartbeatMillis {
+				select { // re-arm the heartbeat loop with the new interval now
+				case a.rearm <- struct{}{}:
+				default:
+				}
+			}
+		}()
 	}
 	select {
 	case a.wake <- struct{}{}:
@@ -278,20 +298,19 @@ func (a *Agent) onConnect() {
 
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	defer a.wg.Done()
-	every := time.Duration(a.id.HeartbeatSeconds) * time.Second
-	if every <= 0 {
-		every = 5 * time.Second
+	if a.every.Load() <= 0 {
+		a.every.Store(5000)
 	}
 	// The first connect may have happened before a.nc was set.
 	a.onConnect()
-	t := time.NewTicker(every)
-	defer t.Stop()
 	var seq uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-a.rearm:
+			continue
+		case <-time.After(time.Duration(a.every.Load()) * time.Millisecond):
 		}
 		if a.nc.IsClosed() {
 			return

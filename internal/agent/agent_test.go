@@ -62,7 +62,7 @@ func newRig(t *testing.T) *rig {
 	}
 	hello, _ := b.Conn.SubscribeSync(bus.AgentSubject(testHost, bus.KindHello))
 	agentDir := filepath.Join(dir, "agent")
-	id := Identity{HostID: testHost, Name: "test", Seed: string(seed), ServerKey: signer.PublicKey(), NATSURLs: b.AgentURLs(), HeartbeatSeconds: 1}
+	id := Identity{HostID: testHost, Name: "test", Seed: string(seed), ServerKey: signer.PublicKey(), NATSURLs: b.AgentURLs(), HeartbeatMillis: 1000}
 	if err := writeFileAtomic(filepath.Join(agentDir, "identity.json"), id); err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.d.Log.Info("host enrolled", "host", h.ID, "name", h.Name, "remote", r.RemoteAddr)
-	writeJSON(w, 201, api.EnrollResponse{HostID: h.ID, NATSURLs: a.d.BusURLs, ServerKey: a.d.ServerKey, HeartbeatSeconds: int(a.d.Fleet.Heartbeat() / time.Second)})
+	writeJSON(w, 201, api.EnrollResponse{HostID: h.ID, NATSURLs: a.d.BusURLs, ServerKey: a.d.ServerKey, HeartbeatMillis: a.d.Fleet.Heartbeat().Milliseconds()})
 }
 
 func validateHostName(n string) error {

@@ -39,6 +39,13 @@ type Hello struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
+// HelloReply answers a Hello: the server's current settings for the agent,
+// so that changing them on the server reaches agents enrolled before.
+type HelloReply struct {
+	// HeartbeatMillis is the heartbeat interval the server expects.
+	HeartbeatMillis int64 `json:"heartbeat_ms"`
+}
+
 // Heartbeat is sent by an agent every heartbeat interval.
 type Heartbeat struct {
 	Seq  uint64    `json:"seq"`

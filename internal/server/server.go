@@ -239,6 +239,10 @@ func (s *Server) subscribe() error {
 			if json.Unmarshal(m.Data, &h) == nil {
 				s.fleet.HandleHello(ctx, host, h)
 			}
+			if m.Reply != "" {
+				b, _ := json.Marshal(protocol.HelloReply{HeartbeatMillis: s.fleet.Heartbeat().Milliseconds()})
+				_ = m.Respond(b)
+			}
 		}),
 		handle(bus.KindHeartbeat, func(host string, m *nats.Msg) { s.fleet.HandleHeartbeat(ctx, host) }),
 		handle(bus.KindOutput, func(host string, m *nats.Msg) {

@@ -121,8 +121,20 @@ func countProcs(cmdline string) int {
 // An agent killed goes offline within 3 heartbeats; restarted, it is online
 // again with the same identity.
 func TestAgentOfflineAndBack(t *testing.T) {
-	c := newCluster(t, clusterOpts{heartbeat: 300 * time.Millisecond})
+	// Enrolled under a 5 s heartbeat; the server then restarts with 300 ms.
+	c := newCluster(t, clusterOpts{heartbeat: 5 * time.Second})
 	c.agentsOnline(map[string]string{"a1": "role=x"})
+	c.server.stop()
+	c.heartbeat = 300 * time.Millisecond
+	c.startServer()
+	c.waitHost("a1", api.HostOnline, 10*time.Second)
+	// The agent follows the server's new heartbeat (told in every hello
+	// reply), so it stays online: sampled for 2.5 s, more than 8 intervals.
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+		if h, _ := c.host("a1"); h.Status != api.HostOnline {
+			t.Fatalf("a live agent was seen %s: it does not follow the server's heartbeat", h.Status)
+		}
+	}
 	before, _ := c.host("a1")
 	c.agents["a1"].kill()
 	killed := time.Now()
