@@ -61,7 +61,7 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 		t.Fatalf("agents would be given the server's credentials: %s", got)
 	}
 
-	connect := func(kp nkeys.KeyPair) (*nats.Conn, *[]string, error) {
+	connect := func(kp nkeys.KeyPair) (*nats.Conn, func() string, error) {
 		pub, _ := kp.PublicKey()
 		var errs []string
 		var emu sync.Mutex
@@ -75,7 +75,12 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 		if err == nil {
 			t.Cleanup(nc.Close)
 		}
-		return nc, &errs, err
+		seen := func() string {
+			emu.Lock()
+			defer emu.Unlock()
+			return fmt.Sprint(errs)
+		}
+		return nc, seen, err
 	}
 	nc, errs, err := connect(agentKey)
 	if err != nil {
@@ -96,7 +101,7 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 	_ = nc.Flush()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		joined := fmt.Sprint(*errs)
+		joined := errs()
 		if strings.Count(strings.ToLower(joined), "permissions violation") >= 2 {
 			break
 		}

@@ -32,6 +32,11 @@ func TestMain(m *testing.M) {
 	gantryBin = filepath.Join(dir, "gantry")
 	build := exec.Command("go", "build", "-o", gantryBin, "../../cmd/gantry")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("GANTRY_E2E_RACE") != "" {
+		// By hand: the server and agents built with the race detector.
+		build = exec.Command("go", "build", "-race", "-o", gantryBin, "../../cmd/gantry")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1", "GORACE=halt_on_error=1")
+	}
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build gantry: %v\n%s", err, out)
 		os.Exit(1)
