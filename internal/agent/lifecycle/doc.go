@@ -1,0 +1,22 @@
+// Package lifecycle runs one host's step of an in-place deployment: the
+// CodeDeploy-compatible lifecycle events of appspec.yml, in order, on the
+// agent's host.
+//
+// A [Runner] is given a [Step] (the deployment, the verified bundle on disk
+// and the host's previous successful revision) and runs the events of
+// appspec.InPlaceEvents: the scripts of ApplicationStop and of the
+// block-traffic events come from the previous revision (they are skipped on
+// a host's first deployment); DownloadBundle unpacks the bundle into a fresh
+// directory <Root>/<application>/<revision>-<random>; Install removes the
+// files the previous revision installed that the new one does not, copies
+// the appspec's files honouring file_exists_behavior and applies its
+// permissions; the other script events run the new revision's hooks with
+// the executor package. Each event's start and end are reported through a
+// callback, with the tail of its scripts' output. The first failing event
+// stops the step; the events after it are reported skipped.
+//
+// After a successful step, the [Result] holds the [Installed] revision the
+// agent records as the host's last successful one (to pass back as
+// Step.Previous next time), and the application's directory is pruned to
+// the newest Runner.Keep revisions.
+package lifecycle
