@@ -223,8 +223,8 @@ func (a *Agent) serve(ctx context.Context) error {
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(true),
-		nats.ConnectHandler(func(*nats.Conn) { a.log.Info("connected to bus"); a.onConnect() }),
-		nats.ReconnectHandler(func(*nats.Conn) { a.log.Info("reconnected to bus"); a.onConnect() }),
+		nats.ConnectHandler(func(c *nats.Conn) { a.log.Info("connected to bus"); a.onConnect(c) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("reconnected to bus"); a.onConnect(c) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				a.log.Warn("disconnected from bus", "err", err)
@@ -271,11 +271,12 @@ func (a *Agent) serve(ctx context.Context) error {
 	}
 }
 
-// onConnect announces the agent, takes the server's current heartbeat
-// interval from the reply, and flushes the outbox.
-func (a *Agent) onConnect() {
+// onConnect announces the agent on nc (the connection the callback got: a.nc
+// may not be set yet), takes the server's current heartbeat interval from
+// the reply, and flushes the outbox.
+func (a *Agent) onConnect(nc *nats.Conn) {
 	b, _ := json.Marshal(helloMsg(a.cfg.facts()))
-	if nc := a.nc; nc != nil {
+	if nc != nil {
 		go func() {
 			reply, err := nc.Request(bus.AgentSubject(a.id.HostID, bus.KindHello), b, 5*time.Second)
 			if err != nil {
@@ -302,7 +303,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		a.every.Store(5000)
 	}
 	// The first connect may have happened before a.nc was set.
-	a.onConnect()
+	a.onConnect(a.nc)
 	var seq uint64
 	for {
 		select {
