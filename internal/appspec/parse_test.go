@@ -2,7 +2,6 @@ package appspec
 
 import (
 	"errors"
-	"flag"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,10 +11,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gantry-dev/gantry/internal/golden"
+
 	"github.com/gantry-dev/gantry/internal/diag"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/invalid/*.golden from the current output")
 
 // TestParseInvalid parses every testdata/invalid/*.yml and compares the
 // diagnostics with the .golden file next to it: the exact text a user sees.
@@ -59,25 +58,8 @@ func TestParseInvalid(t *testing.T) {
 					t.Errorf("diagnostic %q has snippet %q, line %d is %q", d.Message, d.Snippet, d.Line, line)
 				}
 			}
-			checkGolden(t, strings.TrimSuffix(path, ".yml")+".golden", err.Error()+"\n")
+			golden.Check(t, strings.TrimSuffix(path, ".yml")+".golden", err.Error()+"\n")
 		})
-	}
-}
-
-func checkGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("diagnostics differ from %s:\n--- got ---\n%s--- want ---\n%s", path, got, want)
 	}
 }
 

@@ -2,13 +2,11 @@ package diag
 
 import (
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/gantry-dev/gantry/internal/golden"
+)
 
 func TestDiagnosticError(t *testing.T) {
 	tests := []struct {
@@ -125,7 +123,7 @@ func TestDiagnosticsGolden(t *testing.T) {
 		src.At(1, 10, "version", `must be 0.0, got "1.0"`),
 		{File: "appspec.yml", Message: "a whole-file problem"},
 	}
-	checkGolden(t, filepath.Join("testdata", "diagnostics.golden"), ds.Error()+"\n")
+	golden.Check(t, filepath.Join("testdata", "diagnostics.golden"), ds.Error()+"\n")
 	// Error must not reorder the list it is called on.
 	if ds[0].Line != 6 {
 		t.Errorf("Error() reordered its receiver")
@@ -179,22 +177,5 @@ func TestSortIsStable(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("order = %v, want %v", got, want)
 		}
-	}
-}
-
-func checkGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got ---\n%s--- want ---\n%s", path, got, want)
 	}
 }
