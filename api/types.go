@@ -145,10 +145,14 @@ type Execution struct {
 
 // JobEvent is one line of GET /api/v1/jobs/{id}/events (NDJSON).
 type JobEvent struct {
-	Type      string     `json:"type"` // "output", "state", "done"
-	HostID    string     `json:"host_id,omitempty"`
-	HostName  string     `json:"host_name,omitempty"`
-	Stream    string     `json:"stream,omitempty"` // stdout | stderr
+	Type     string `json:"type"` // "output", "state", "done"
+	HostID   string `json:"host_id,omitempty"`
+	HostName string `json:"host_name,omitempty"`
+	Stream   string `json:"stream,omitempty"` // stdout | stderr
+	// Offset is the position of Data in its stream: a reader that has
+	// received fewer bytes missed some (live output is best effort; the
+	// finished job holds the stored output).
+	Offset    int64      `json:"offset,omitempty"`
 	Data      string     `json:"data,omitempty"`
 	Execution *Execution `json:"execution,omitempty"`
 	Job       *Job       `json:"job,omitempty"`

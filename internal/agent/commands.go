@@ -83,9 +83,11 @@ func (a *Agent) execute(cmd protocol.Command) {
 	}()
 	x := cmd.Exec
 	var seq uint64
+	offsets := map[string]int64{} // onOutput calls are serialised
 	onOut := func(stream string, p []byte) {
 		seq++
-		b, _ := json.Marshal(protocol.Output{ExecID: cmd.ID, JobID: x.JobID, Stream: stream, Seq: seq, Data: p})
+		b, _ := json.Marshal(protocol.Output{ExecID: cmd.ID, JobID: x.JobID, Stream: stream, Seq: seq, Offset: offsets[stream], Data: p})
+		offsets[stream] += int64(len(p))
 		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindOutput), b)
 	}
 	var res executor.Result

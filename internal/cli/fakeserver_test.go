@@ -294,6 +294,19 @@ func defaultEvents(final api.Job) []api.JobEvent {
 	return append(evs, doneEvent(final))
 }
 
+// sequenced sets the stream offsets of output events, as the server does.
+func sequenced(evs ...api.JobEvent) []api.JobEvent {
+	off := map[[2]string]int64{}
+	for i, ev := range evs {
+		if ev.Type == "output" {
+			k := [2]string{ev.HostName, ev.Stream}
+			evs[i].Offset = off[k]
+			off[k] += int64(len(ev.Data))
+		}
+	}
+	return evs
+}
+
 func outputEvent(host, stream, data string) api.JobEvent {
 	return api.JobEvent{Type: "output", HostName: host, Stream: stream, Data: data}
 }

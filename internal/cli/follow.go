@@ -30,11 +30,12 @@ const defaultJobTimeout = 600 * time.Second
 
 // follower consumes one job's events.
 type follower struct {
-	printer  *linePrinter      // nil when live output is not shown
-	names    map[string]string // host id -> display name
-	received map[streamKey]int // output bytes seen per host and stream
-	final    *api.Job          // set by the "done" event
-	progress bool              // an event arrived since the last connect
+	printer  *linePrinter       // nil when live output is not shown
+	names    map[string]string  // host id -> display name
+	received map[streamKey]int  // output bytes printed per host and stream
+	gapped   map[streamKey]bool // streams with a missed chunk: the rest comes at the end
+	final    *api.Job           // set by the "done" event
+	progress bool               // an event arrived since the last connect
 }
 
 type streamKey struct{ host, stream string }
@@ -45,7 +46,7 @@ type streamKey struct{ host, stream string }
 // job is polled. Output missed while disconnected is printed at the end
 // from the final job.
 func (a *app) followJob(ctx context.Context, c *api.Client, job api.Job, live bool) (api.Job, error) {
-	f := &follower{names: map[string]string{}, received: map[streamKey]int{}}
+	f := &follower{names: map[string]string{}, received: map[streamKey]int{}, gapped: map[streamKey]bool{}}
 	for _, e := range job.Executions {
 		f.names[e.HostID] = hostLabel(e)
 	}
@@ -57,11 +58,10 @@ func (a *app) followJob(ctx context.Context, c *api.Client, job api.Job, live bo
 		timeout = defaultJobTimeout
 	}
 	var (
-		final        api.Job
-		err          error
-		disconnected bool
-		deadline     time.Time
-		backoff      time.Duration
+		final    api.Job
+		err      error
+		deadline time.Time
+		backoff  time.Duration
 	)
 	for {
 		f.progress = false
@@ -78,7 +78,6 @@ func (a *app) followJob(ctx context.Context, c *api.Client, job api.Job, live bo
 			backoff = a.follow.BackoffMin
 			fmt.Fprintf(a.stderr, "gantry: lost the job's event stream (%v); reconnecting...\n", err)
 		}
-		disconnected = true
 		if a.now().After(deadline) {
 			final, err = a.pollJob(ctx, c, job.ID)
 			break
@@ -92,9 +91,9 @@ func (a *app) followJob(ctx context.Context, c *api.Client, job api.Job, live bo
 		f.printer.flush()
 		return api.Job{}, err
 	}
-	if disconnected {
-		f.catchUp(final)
-	}
+	// Output the stream did not deliver (sent before the stream was open,
+	// or while disconnected) comes from the stored job.
+	f.catchUp(final)
 	if f.printer.flush() {
 		fmt.Fprintln(a.stdout)
 	}
@@ -108,6 +107,13 @@ func (f *follower) handle(ev api.JobEvent) error {
 	case "output":
 		name := firstNonEmpty(ev.HostName, f.names[ev.HostID], ev.HostID)
 		k := streamKey{name, ev.Stream}
+		if f.gapped[k] || int(ev.Offset) != f.received[k] {
+			// A chunk was missed (sent before we subscribed, or while
+			// disconnected): print nothing more live for this stream; the
+			// rest comes from the stored output at the end.
+			f.gapped[k] = true
+			return nil
+		}
 		f.received[k] += len(ev.Data)
 		f.printer.write(name, ev.Stream, ev.Data)
 	case "done":
@@ -127,8 +133,8 @@ func (f *follower) finalJob(ctx context.Context, c *api.Client, id string) (api.
 	return c.GetJob(ctx, id)
 }
 
-// catchUp prints output the stream did not deliver (while disconnected),
-// taking it from the final job where the server kept all of it.
+// catchUp prints output the stream did not deliver, taking it from the
+// final job where the server kept all of it (up to its cap).
 func (f *follower) catchUp(job api.Job) {
 	for _, e := range job.Executions {
 		name := hostLabel(e)

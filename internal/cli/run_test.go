@@ -50,8 +50,16 @@ func TestRunLiveOutputAndSummary(t *testing.T) {
 
 func TestRunBuffersSplitLines(t *testing.T) {
 	f := newFakeServer(t)
+	f.finish = func(e *api.Execution) { // stored output = the streamed chunks
+		switch e.HostName {
+		case "web-1":
+			e.Stdout, e.Stderr = "hello\nworld\r\n\n", "e1\ne2\n"
+		case "web-22":
+			e.Stdout = "partial"
+		}
+	}
 	f.streams = func(j *fakeJob) []fakeStream {
-		return []fakeStream{{events: []api.JobEvent{
+		return []fakeStream{{events: sequenced(
 			outputEvent("web-1", "stdout", "hel"),
 			outputEvent("web-22", "stdout", "par"),
 			outputEvent("web-1", "stderr", "e1\ne"),
@@ -60,7 +68,7 @@ func TestRunBuffersSplitLines(t *testing.T) {
 			outputEvent("web-1", "stderr", "2\n"),
 			outputEvent("web-22", "stdout", "tial"),
 			doneEvent(j.final),
-		}}}
+		)}}
 	}
 	r := f.gantry(t, nil, "run", "--selector", "role=web", "--", "x")
 	r.expect(t, 0)
@@ -73,6 +81,27 @@ func TestRunBuffersSplitLines(t *testing.T) {
 		"\n"
 	if !strings.HasPrefix(r.stdout, want) {
 		t.Errorf("got:\n%s\nwant prefix:\n%s", r.stdout, want)
+	}
+}
+
+// A chunk sent before the CLI subscribed (a fast host) is missed live; the
+// host's whole output is then printed once, in order, from the stored job.
+func TestRunPrintsOutputMissedBeforeSubscribing(t *testing.T) {
+	f := newFakeServer(t)
+	f.streams = func(j *fakeJob) []fakeStream {
+		late := outputEvent("web-1", "stdout", "two\n")
+		late.Offset = int64(len("one\n")) // "one\n" went out before we subscribed
+		return []fakeStream{{events: []api.JobEvent{late, doneEvent(j.final)}}}
+	}
+	f.finish = func(e *api.Execution) {
+		if e.HostName == "web-1" {
+			e.Stdout = "one\ntwo\n"
+		}
+	}
+	r := f.gantry(t, nil, "run", "--selector", "role=web", "--", "x")
+	r.expect(t, 0, "web-1  | one\nweb-1  | two\n")
+	if n := strings.Count(r.stdout, "| two"); n != 1 {
+		t.Errorf("\"two\" printed %d times:\n%s", n, r.stdout)
 	}
 }
 

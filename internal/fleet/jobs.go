@@ -406,5 +406,5 @@ func (e *Engine) HandleOutput(hostID string, o protocol.Output) {
 	if !ok {
 		return
 	}
-	e.publish(jobID, api.JobEvent{Type: "output", HostID: hostID, HostName: name, Stream: o.Stream, Data: string(o.Data)})
+	e.publish(jobID, api.JobEvent{Type: "output", HostID: hostID, HostName: name, Stream: o.Stream, Offset: o.Offset, Data: string(o.Data)})
 }

@@ -59,6 +59,9 @@ type Output struct {
 	JobID  string `json:"job_id"`
 	Stream string `json:"stream"` // stdout | stderr
 	Seq    uint64 `json:"seq"`
+	// Offset is how many bytes of this stream were sent before this chunk,
+	// so that a reader can tell a gap from a continuation.
+	Offset int64  `json:"offset"`
 	Data   []byte `json:"data"`
 }
 
