@@ -3,7 +3,10 @@
 // programs talk to a server through this package only.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Host states as reported by the server.
 const (
@@ -94,6 +97,12 @@ func ExecDone(state string) bool {
 	return false
 }
 
+// Job kinds.
+const (
+	JobKindExec   = "exec"   // a script
+	JobKindDeploy = "deploy" // one batch of a deployment
+)
+
 // Job states.
 const (
 	JobRunning  = "running"
@@ -111,7 +120,10 @@ type JobSpec struct {
 
 // Job is a script run on every host matching a selector.
 type Job struct {
-	ID             string         `json:"id"`
+	ID string `json:"id"`
+	// Kind is "exec" (a script) or "deploy" (a deployment's batch, made by
+	// the deployment engine and not listed with the jobs).
+	Kind           string         `json:"kind,omitempty"`
 	Selector       string         `json:"selector"`
 	Script         string         `json:"script"`
 	Concurrency    int            `json:"concurrency"`
@@ -141,6 +153,10 @@ type Execution struct {
 	DispatchedAt    *time.Time `json:"dispatched_at,omitempty"`
 	StartedAt       *time.Time `json:"started_at,omitempty"`
 	FinishedAt      *time.Time `json:"finished_at,omitempty"`
+	// Payload is the command of a non-exec job for this host (JSON), kept
+	// to resend it; Result is its structured result.
+	Payload json.RawMessage `json:"-"`
+	Result  json.RawMessage `json:"result,omitempty"`
 }
 
 // JobEvent is one line of GET /api/v1/jobs/{id}/events (NDJSON).
@@ -202,4 +218,165 @@ type Revision struct {
 	Description string    `json:"description,omitempty"`
 	AppSpec     string    `json:"appspec,omitempty"` // the bundle's appspec.yml
 	CreatedAt   time.Time `json:"created_at"`
+}
+
+// HealthCheck is a deployment group's health gate: after ValidateService,
+// it must pass on a host within its timeout for the host to count as
+// succeeded. Exactly one of HTTP, TCP and Command is set.
+type HealthCheck struct {
+	// HTTP is a URL fetched with GET from the host; it passes when the
+	// response status is ExpectStatus.
+	HTTP string `json:"http,omitempty"`
+	// ExpectStatus is the HTTP status that passes (default 200).
+	ExpectStatus int `json:"expect_status,omitempty"`
+	// TCP is an address ("host:port", or a port for 127.0.0.1) that must
+	// accept a connection.
+	TCP string `json:"tcp,omitempty"`
+	// Command is a program and its arguments, run without a shell; it
+	// passes when it exits 0.
+	Command []string `json:"command,omitempty"`
+	// TimeoutSeconds is how long the check is retried before the host
+	// fails (default 60).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// IntervalMillis is the pause between attempts (default 1000).
+	IntervalMillis int `json:"interval_ms,omitempty"`
+}
+
+// DeploymentGroup is a set of hosts, chosen by a label selector, that an
+// application's revisions are deployed to.
+type DeploymentGroup struct {
+	ID       string `json:"id"`
+	App      string `json:"app"`
+	Name     string `json:"name"`
+	Selector string `json:"selector"`
+	// Config is the default deployment configuration: OneAtATime,
+	// HalfAtATime, AllAtOnce, or a minimum of healthy hosts ("4", "75%").
+	Config string `json:"config"`
+	// HealthCheck is the group's health gate, if any.
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+	// AutoRollback redeploys the last successful revision when a
+	// deployment fails (default true on creation).
+	AutoRollback bool `json:"auto_rollback"`
+	// Revision is the group's current revision: the last one deployed
+	// successfully to the group (empty before the first).
+	Revision  string    `json:"revision,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateGroupRequest is the body of POST /api/v1/apps/{app}/groups.
+type CreateGroupRequest struct {
+	Name        string       `json:"name"`
+	Selector    string       `json:"selector"`
+	Config      string       `json:"config,omitempty"`
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+	// NoAutoRollback turns automatic rollback off.
+	NoAutoRollback bool `json:"no_auto_rollback,omitempty"`
+}
+
+// Deployment states.
+const (
+	DeployRunning   = "running"
+	DeployStopping  = "stopping" // stop asked: no new batches; running hosts finish
+	DeploySucceeded = "succeeded"
+	DeployFailed    = "failed"
+	DeployStopped   = "stopped"
+)
+
+// DeployDone reports whether a deployment state is final.
+func DeployDone(state string) bool {
+	return state == DeploySucceeded || state == DeployFailed || state == DeployStopped
+}
+
+// Deployment host states.
+const (
+	HostDeployPending    = "pending"     // waits for its batch
+	HostDeployInProgress = "in_progress" // its batch runs
+	HostDeploySucceeded  = "succeeded"
+	HostDeployFailed     = "failed"  // an event or the health check failed, or the host was lost
+	HostDeploySkipped    = "skipped" // never started: the deployment stopped first
+)
+
+// DeployRequest is the body of POST /api/v1/apps/{app}/groups/{group}/deployments.
+type DeployRequest struct {
+	// Revision to deploy; default the application's newest revision.
+	Revision string `json:"revision,omitempty"`
+	// Config overrides the group's deployment configuration.
+	Config      string `json:"config,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// Deployment is one revision rolled out to a group's hosts in batches.
+type Deployment struct {
+	ID       string `json:"id"`
+	App      string `json:"app"`
+	Group    string `json:"group"`
+	GroupID  string `json:"group_id"`
+	Revision string `json:"revision"`
+	// Config is the deployment configuration used and MinHealthy the
+	// minimum of healthy hosts it gave, fixed at creation.
+	Config     string `json:"config"`
+	MinHealthy int    `json:"min_healthy"`
+	State      string `json:"state"`
+	// Batch is the number of batches started so far.
+	Batch int `json:"batch"`
+	// RollbackOf is the failed deployment this one rolls back; Kind is
+	// "deploy", "rollback" (automatic or by hand) or "catch-up" (a host
+	// that joined the group).
+	RollbackOf  string `json:"rollback_of,omitempty"`
+	Kind        string `json:"kind"`
+	Description string `json:"description,omitempty"`
+	// RolledBackBy is the rollback deployment started for this one.
+	RolledBackBy string `json:"rolled_back_by,omitempty"`
+	// StopRequested and Force record `gantry deployments stop [--force]`.
+	StopRequested bool             `json:"stop_requested,omitempty"`
+	Force         bool             `json:"force,omitempty"`
+	Error         string           `json:"error,omitempty"`
+	CreatedAt     time.Time        `json:"created_at"`
+	FinishedAt    *time.Time       `json:"finished_at,omitempty"`
+	Counts        map[string]int   `json:"counts,omitempty"` // host state -> hosts
+	Hosts         []DeploymentHost `json:"hosts,omitempty"`
+}
+
+// DeploymentHost is one host's part in a deployment.
+type DeploymentHost struct {
+	HostID   string `json:"host_id"`
+	HostName string `json:"host_name"`
+	// Batch is the batch the host was deployed in (1-based), 0 before.
+	Batch int    `json:"batch"`
+	State string `json:"state"`
+	// PreviousRevision is the host's revision before this deployment.
+	PreviousRevision string `json:"previous_revision,omitempty"`
+	// Event is the lifecycle event running now or the last one run.
+	Event      string           `json:"event,omitempty"`
+	Error      string           `json:"error,omitempty"`
+	StartedAt  *time.Time       `json:"started_at,omitempty"`
+	FinishedAt *time.Time       `json:"finished_at,omitempty"`
+	Events     []LifecycleEvent `json:"events,omitempty"`
+}
+
+// LifecycleEvent is one lifecycle event on one host.
+type LifecycleEvent struct {
+	Name       string     `json:"name"`
+	State      string     `json:"state"` // running, succeeded, failed, skipped
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	ExitCode   int        `json:"exit_code"`
+	LogTail    string     `json:"log_tail,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// DeploymentEvent is one line of GET /api/v1/deployments/{id}/events
+// (NDJSON): "host" when a host's state or event changes, "deployment"
+// when the deployment's state or batch changes, "done" (with the whole
+// deployment) at the end.
+type DeploymentEvent struct {
+	Type       string          `json:"type"`
+	Host       *DeploymentHost `json:"host,omitempty"`
+	Deployment *Deployment     `json:"deployment,omitempty"`
+}
+
+// StopRequest is the body of POST /api/v1/deployments/{id}/stop.
+type StopRequest struct {
+	// Force kills running hooks instead of letting them finish.
+	Force bool `json:"force,omitempty"`
 }

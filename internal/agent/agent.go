@@ -58,8 +58,16 @@ type Config struct {
 	// Facts overrides fact gathering (tests, emulated agents); nil = gather.
 	Facts func() api.Facts
 	// NoExec, for emulated agents, answers every command with exit code 0
-	// without starting a process.
+	// without starting a process; deployments fetch and verify the bundle
+	// but run no event.
 	NoExec bool
+	// KeepRevisions is the number of revision directories kept per
+	// application for fast rollback (default 5).
+	KeepRevisions int
+	// DestRoot is prefixed to every absolute destination of an appspec
+	// ("" = the host's file system). Tests use it to run several agents on
+	// one machine.
+	DestRoot string
 }
 
 // Identity is what enrollment gives an agent; saved as identity.json.
@@ -94,6 +102,8 @@ type Agent struct {
 	// finishing holds results (journal.Record by id) sent while their
 	// journal record is still being written, to answer repeats with.
 	finishing sync.Map
+	// running holds the cancel functions of running deploy commands, by id.
+	running sync.Map
 }
 
 // Enroll loads the identity from the data directory, or enrolls with the

@@ -29,7 +29,15 @@ func (a *Agent) onCommand(m *nats.Msg) {
 		a.log.Warn("refused command", "id", cmd.ID, "err", err)
 		return
 	}
-	if cmd.Kind != protocol.CmdExec || cmd.Exec == nil {
+	switch {
+	case cmd.Kind == protocol.CmdCancel && cmd.Cancel != nil:
+		if cancel, ok := a.running.Load(cmd.Cancel.ExecID); ok {
+			a.log.Warn("canceling command on the server's order", "id", cmd.Cancel.ExecID)
+			cancel.(context.CancelFunc)()
+		}
+		return
+	case cmd.Kind == protocol.CmdExec && cmd.Exec != nil, cmd.Kind == protocol.CmdDeploy && cmd.Deploy != nil:
+	default:
 		a.log.Warn("refused command of unknown kind", "id", cmd.ID, "kind", cmd.Kind)
 		return
 	}
@@ -40,8 +48,12 @@ func (a *Agent) onCommand(m *nats.Msg) {
 	}
 	switch state {
 	case journal.New:
-		a.log.Info("running command", "id", cmd.ID, "job", cmd.Exec.JobID)
-		go a.execute(cmd)
+		a.log.Info("running command", "id", cmd.ID, "kind", cmd.Kind)
+		if cmd.Kind == protocol.CmdDeploy {
+			go a.deploy(cmd)
+		} else {
+			go a.execute(cmd)
+		}
 	case journal.Running:
 		if rec, ok := a.finishing.Load(cmd.ID); ok {
 			// Finished, its record still being written: answer with it.
@@ -62,25 +74,40 @@ func (a *Agent) onCommand(m *nats.Msg) {
 	}
 }
 
+// jobID is the job a command belongs to.
+func jobID(cmd protocol.Command) string {
+	switch {
+	case cmd.Exec != nil:
+		return cmd.Exec.JobID
+	case cmd.Deploy != nil:
+		return cmd.Deploy.JobID
+	}
+	return ""
+}
+
 func (a *Agent) sendRunning(cmd protocol.Command, started time.Time) {
-	b, _ := json.Marshal(protocol.Status{ExecID: cmd.ID, JobID: cmd.Exec.JobID, State: api.ExecRunning, StartedAt: &started})
+	b, _ := json.Marshal(protocol.Status{ExecID: cmd.ID, JobID: jobID(cmd), State: api.ExecRunning, StartedAt: &started})
 	// Fire and forget: the final status is the one that must arrive, and
 	// a resent command gets this confirmation again.
 	_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindStatus), b)
 }
 
-// execute runs an exec command and records its result.
-func (a *Agent) execute(cmd protocol.Command) {
-	started := time.Now().UTC()
-	// Make the start durable against a machine crash while the script
-	// starts, and confirm it to the server only then: a start the server has
-	// seen is never sent again, so it must survive a reboot here.
+// confirmStart makes a command's start durable against a machine crash
+// while it starts, and confirms it to the server only then: a start the
+// server has seen is never sent again, so it must survive a reboot here.
+func (a *Agent) confirmStart(cmd protocol.Command, started time.Time) {
 	go func() {
 		if err := a.jnl.Sync(); err != nil {
 			a.log.Warn("journal: sync", "err", err)
 		}
 		a.sendRunning(cmd, started)
 	}()
+}
+
+// execute runs an exec command and records its result.
+func (a *Agent) execute(cmd protocol.Command) {
+	started := time.Now().UTC()
+	a.confirmStart(cmd, started)
 	x := cmd.Exec
 	var seq uint64
 	offsets := map[string]int64{} // onOutput calls are serialised
@@ -102,7 +129,11 @@ func (a *Agent) execute(cmd protocol.Command) {
 			Env:       []string{"GANTRY_JOB_ID=" + x.JobID, "GANTRY_EXECUTION_ID=" + cmd.ID, "GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name},
 		}, onOut)
 	}
-	st := statusOf(cmd, res)
+	a.finish(cmd, statusOf(cmd, res))
+}
+
+// finish records a command's final status in the journal and sends it.
+func (a *Agent) finish(cmd protocol.Command, st protocol.Status) {
 	payload, _ := json.Marshal(st)
 	rec := journal.Record{ID: cmd.ID, Payload: payload, FinishedAt: time.Now().UTC()}
 	a.log.Info("command finished", "id", cmd.ID, "state", st.State)

@@ -17,7 +17,10 @@ type agentOptions struct {
 	Name      string
 	Labels    string
 	DataDir   string
-	Log       logOptions
+	// KeepRevisions and InstallRoot configure deployments.
+	KeepRevisions int
+	InstallRoot   string
+	Log           logOptions
 }
 
 func defaultAgentDataDir() string {
@@ -71,6 +74,7 @@ the process list.`,
 			err = agent.Run(cmd.Context(), agent.Config{
 				Server: srvURL, JoinToken: o.JoinToken, Name: o.Name, Labels: labels,
 				DataDir: o.DataDir, Version: Version, Log: log,
+				KeepRevisions: o.KeepRevisions, DestRoot: o.InstallRoot,
 			})
 			if errors.Is(err, cmd.Context().Err()) {
 				return nil
@@ -82,7 +86,9 @@ the process list.`,
 	f.StringVar(&o.JoinToken, "join-token", "", "join `token` from 'gantry token create' (env GANTRY_JOIN_TOKEN); needed only to enroll")
 	f.StringVar(&o.Name, "name", "", "host `name` in the inventory (default: the hostname)")
 	f.StringVar(&o.Labels, "labels", "", "labels to request at enrollment, `k=v,…` (the join token's labels win)")
-	f.StringVar(&o.DataDir, "data-dir", defaultAgentDataDir(), "`directory` for the identity and the journal")
+	f.StringVar(&o.DataDir, "data-dir", defaultAgentDataDir(), "`directory` for the identity, the journal and deployed revisions")
+	f.IntVar(&o.KeepRevisions, "keep-revisions", 5, "revision `count` kept per application for fast rollback")
+	f.StringVar(&o.InstallRoot, "install-root", "", "`directory` prefixed to every appspec destination (default: none, install into /); for running several agents on one machine")
 	o.Log.register(cmd)
 	return cmd
 }

@@ -63,7 +63,9 @@ func startDevAgents(ctx context.Context, srv *server.Server, dataDir string, log
 		if err != nil {
 			return nil, err
 		}
-		c := exec.Command(self, "agent", "--server", srv.URL(), "--name", a.name, "--labels", a.labels, "--data-dir", dir)
+		// Dev agents share this machine: each installs under its own root.
+		c := exec.Command(self, "agent", "--server", srv.URL(), "--name", a.name, "--labels", a.labels, "--data-dir", dir,
+			"--install-root", filepath.Join(dir, "root"))
 		// The join token goes through the environment, never the command line.
 		c.Env = append(os.Environ(), "GANTRY_JOIN_TOKEN="+secret)
 		c.Stdout, c.Stderr = logf, logf

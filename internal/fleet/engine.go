@@ -18,6 +18,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/watch"
 )
 
 // Store is what the engine needs from the store.
@@ -68,6 +70,10 @@ type Config struct {
 	// OutputCap is the bytes of each output stream kept per execution
 	// (default 1 MiB).
 	OutputCap int
+	// OnExecDone, if set, is called (without locks held) after the final
+	// state of an execution of a job that is not of kind exec is stored:
+	// the deployment engine uses it to take a host's result at once.
+	OnExecDone func(jobID, execID string)
 }
 
 func (c *Config) defaults() {
@@ -108,7 +114,7 @@ type Engine struct {
 	hosts    map[string]*presence
 	jobs     map[string]*jobState
 	execs    map[string]*execState
-	watchers map[string]map[*Watcher]struct{}
+	watchers watch.Hub[api.JobEvent]
 
 	results chan result
 	kick    chan struct{}
@@ -132,6 +138,8 @@ type execState struct {
 	state                       string
 	timeout                     time.Duration
 	user, script                string
+	kind                        string
+	deploy                      *protocol.DeployCommand // kind deploy: the command to send
 	dispatchedAt, lastSent      time.Time
 	startedAt                   time.Time
 }
@@ -147,9 +155,8 @@ func New(st Store, send Sender, cfg Config, log *slog.Logger) *Engine {
 	return &Engine{
 		st: st, send: send, cfg: cfg, log: log, now: time.Now,
 		hosts: map[string]*presence{}, jobs: map[string]*jobState{}, execs: map[string]*execState{},
-		watchers: map[string]map[*Watcher]struct{}{},
-		results:  make(chan result, 16384),
-		kick:     make(chan struct{}, 1),
+		results: make(chan result, 16384),
+		kick:    make(chan struct{}, 1),
 	}
 }
 
@@ -198,7 +205,14 @@ func (e *Engine) track(j api.Job, execs []api.Execution) {
 	for _, x := range execs {
 		js.order = append(js.order, x.ID)
 		es := &execState{id: x.ID, jobID: j.ID, hostID: x.HostID, hostName: x.HostName, state: x.State,
-			timeout: time.Duration(j.TimeoutSeconds) * time.Second, user: j.User, script: j.Script}
+			timeout: time.Duration(j.TimeoutSeconds) * time.Second, user: j.User, script: j.Script, kind: j.Kind}
+		if j.Kind == api.JobKindDeploy {
+			es.deploy = &protocol.DeployCommand{}
+			if err := json.Unmarshal(x.Payload, es.deploy); err != nil && !api.ExecDone(x.State) {
+				e.log.Error("execution with an unreadable payload: it will fail", "exec", x.ID, "err", err)
+				es.deploy = nil
+			}
+		}
 		if x.DispatchedAt != nil {
 			es.dispatchedAt = *x.DispatchedAt
 		}
@@ -219,6 +233,10 @@ func (e *Engine) poke() {
 	default:
 	}
 }
+
+// Send signs and publishes a one-off command that needs no tracking (a
+// cancel).
+func (e *Engine) Send(c protocol.Command) error { return e.send(c) }
 
 // HostOnline reports whether the engine currently sees hostID as online.
 func (e *Engine) HostOnline(hostID string) bool {

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -101,6 +102,61 @@ func (e *Engine) createJob(ctx context.Context, spec api.JobSpec, scheduleID, jo
 	return job, nil
 }
 
+// CreateInternalJob stores and dispatches a job made by another engine (a
+// deployment's batch, Kind deploy): its id and its executions' ids and
+// payloads are chosen by the caller, so that calling it again after a crash
+// is harmless. If a job with that id exists, it is returned as stored (and
+// resumed if it was not tracked). Executions of hosts offline now are
+// accounted as offline at once.
+func (e *Engine) CreateInternalJob(ctx context.Context, job api.Job, execs []api.Execution) (api.Job, error) {
+	if job.Kind == "" || job.Kind == api.JobKindExec {
+		return api.Job{}, fmt.Errorf("%w: internal jobs need a kind other than exec", ErrInvalid)
+	}
+	now := e.now().UTC()
+	job.State, job.CreatedAt = api.JobRunning, now
+	if job.TimeoutSeconds <= 0 {
+		job.TimeoutSeconds = int(MaxTimeout / time.Second)
+	}
+	for i := range execs {
+		x := &execs[i]
+		x.JobID, x.State = job.ID, api.ExecPending
+		if !e.HostOnline(x.HostID) {
+			x.State, x.Error, x.FinishedAt = api.ExecOffline, "host was offline when its batch started", &now
+		}
+	}
+	sortExecs(execs)
+	err := e.st.CreateJob(ctx, job, execs)
+	if errors.Is(err, store.ErrConflict) {
+		stored, gerr := e.st.GetJob(ctx, job.ID)
+		if gerr != nil {
+			return api.Job{}, gerr
+		}
+		e.mu.Lock()
+		_, tracked := e.jobs[job.ID]
+		e.mu.Unlock()
+		if !tracked && stored.State == api.JobRunning {
+			e.track(stored, stored.Executions)
+			e.poke()
+		}
+		return stored, nil
+	}
+	if err != nil {
+		return api.Job{}, fmt.Errorf("store job: %w", err)
+	}
+	e.track(job, execs)
+	e.poke()
+	job.Executions = execs
+	if e.maybeFinish(ctx, job.ID) {
+		job.State = api.JobFinished
+	}
+	for _, x := range execs {
+		if api.ExecDone(x.State) && e.cfg.OnExecDone != nil {
+			e.cfg.OnExecDone(job.ID, x.ID)
+		}
+	}
+	return job, nil
+}
+
 func countStates(xs []api.Execution) map[string]int {
 	c := map[string]int{}
 	for _, x := range xs {
@@ -167,8 +223,11 @@ func (e *Engine) dispatchOnce(ctx context.Context) {
 					sends = append(sends, e.command(x, now))
 				}
 			case api.ExecRunning:
-				if now.Sub(x.startedAt) > x.timeout+e.cfg.ResultGrace {
+				switch p := e.hosts[x.hostID]; {
+				case now.Sub(x.startedAt) > x.timeout+e.cfg.ResultGrace:
 					ups = append(ups, final(x.id, api.ExecUnknown, fmt.Sprintf("no result from the host within its timeout (%s) plus %s", x.timeout, e.cfg.ResultGrace), now))
+				case p != nil && !p.online && now.Sub(p.lastSeen) > e.cfg.ResultGrace:
+					ups = append(ups, final(x.id, api.ExecUnknown, fmt.Sprintf("the host went offline while running the command and was not back within %s", e.cfg.ResultGrace), now))
 				}
 			}
 		}
@@ -215,10 +274,14 @@ func (e *Engine) sendAll(cmds []protocol.Command) {
 // command builds the (unsigned) command for an execution; a resend gets a
 // new expiry but the same id.
 func (e *Engine) command(x *execState, now time.Time) protocol.Command {
-	return protocol.Command{
-		ID: x.id, HostID: x.hostID, Kind: protocol.CmdExec, IssuedAt: now, ExpiresAt: now.Add(e.cfg.CommandTTL),
-		Exec: &protocol.ExecCommand{JobID: x.jobID, Script: x.script, TimeoutSeconds: int(x.timeout / time.Second), User: x.user, OutputCap: e.cfg.OutputCap},
+	c := protocol.Command{ID: x.id, HostID: x.hostID, IssuedAt: now, ExpiresAt: now.Add(e.cfg.CommandTTL)}
+	if x.kind == api.JobKindDeploy {
+		c.Kind, c.Deploy = protocol.CmdDeploy, x.deploy
+		return c
 	}
+	c.Kind = protocol.CmdExec
+	c.Exec = &protocol.ExecCommand{JobID: x.jobID, Script: x.script, TimeoutSeconds: int(x.timeout / time.Second), User: x.user, OutputCap: e.cfg.OutputCap}
+	return c
 }
 
 func final(id, state, msg string, now time.Time) store.ExecUpdate {
@@ -272,7 +335,8 @@ func (e *Engine) SubmitStatus(ctx context.Context, hostID string, s protocol.Sta
 		return
 	}
 	up := store.ExecUpdate{ID: s.ExecID, State: s.State, ExitCode: s.ExitCode, Error: s.Error,
-		StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
+		StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
+		Result: s.Result}
 	if api.ExecDone(s.State) {
 		out, errs := string(s.Stdout), string(s.Stderr)
 		up.Stdout, up.Stderr = &out, &errs
@@ -322,6 +386,7 @@ func (e *Engine) apply(ctx context.Context, ups []store.ExecUpdate) error {
 	}
 	touched := map[string]bool{}
 	var events []api.JobEvent
+	var internalDone [][2]string // job, exec
 	e.mu.Lock()
 	for _, u := range ups {
 		x := e.execs[u.ID]
@@ -332,6 +397,9 @@ func (e *Engine) apply(ctx context.Context, ups []store.ExecUpdate) error {
 		if api.ExecDone(u.State) {
 			if js := e.jobs[x.jobID]; js != nil {
 				js.remaining--
+			}
+			if x.kind != api.JobKindExec && x.kind != "" {
+				internalDone = append(internalDone, [2]string{x.jobID, x.id})
 			}
 		}
 		if u.StartedAt != nil {
@@ -357,6 +425,11 @@ func (e *Engine) apply(ctx context.Context, ups []store.ExecUpdate) error {
 	}
 	for id := range touched {
 		e.maybeFinish(ctx, id)
+	}
+	if e.cfg.OnExecDone != nil {
+		for _, d := range internalDone {
+			e.cfg.OnExecDone(d[0], d[1])
+		}
 	}
 	e.poke()
 	return nil

@@ -40,6 +40,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 		status, code = http.StatusUnprocessableEntity, "no_hosts"
 	case errors.Is(err, store.ErrNotFound):
 		status, code = http.StatusNotFound, "not_found"
+	case errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrNothingToRollBack):
+		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, store.ErrConflict):
 		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrUsedUp):

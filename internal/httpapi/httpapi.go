@@ -35,6 +35,10 @@ type Deps struct {
 	Fleet *fleet.Engine
 	// Revisions takes in applications and pushed bundles.
 	Revisions *deploy.Revisions
+	// Deploy runs deployment groups and deployments.
+	Deploy *deploy.Engine
+	// Capabilities checks bundle download capabilities.
+	Capabilities deploy.Capabilities
 	// Revoke drops the bus connections of an agent key (after the store
 	// revoked its host).
 	Revoke func(nkey string) error

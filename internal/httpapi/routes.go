@@ -37,7 +37,7 @@ type Whoami struct {
 }
 
 func (a *API) routes() []route {
-	return []route{
+	return append(append([]route{
 		{Method: "GET", Path: "/healthz", Summary: "Liveness: the process serves HTTP.", Public: true, Handler: a.healthz},
 		{Method: "GET", Path: "/readyz", Summary: "Readiness: store and bus are up.", Public: true, Handler: a.readyz},
 		{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics.", Handler: a.metricsHandler().ServeHTTP},
@@ -59,10 +59,11 @@ func (a *API) routes() []route {
 		{Method: "POST", Path: "/api/v1/apps/{app}/revisions", Summary: "Push a bundle (.tar.gz or .zip bytes as the body) as a revision; 200 if it was pushed before.", Query: []string{"description"}, RawBody: "application/octet-stream", Resp: api.Revision{}, Status: 201, Handler: a.pushRevision},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions", Summary: "List an application's revisions, newest first.", Resp: []api.Revision{}, Handler: a.listRevisions},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions/{rev}", Summary: "Show a revision with its appspec.yml.", Resp: api.Revision{}, Handler: a.getRevision},
+	}, a.deploymentRoutes()...), []route{
 		{Method: "POST", Path: "/api/v1/schedules", Summary: "Run a job on a cron schedule.", Body: api.Schedule{}, Resp: api.Schedule{}, Status: 201, Handler: a.createSchedule},
 		{Method: "GET", Path: "/api/v1/schedules", Summary: "List schedules.", Resp: []api.Schedule{}, Handler: a.listSchedules},
 		{Method: "DELETE", Path: "/api/v1/schedules/{id}", Summary: "Delete a schedule.", Status: 204, Handler: a.deleteSchedule},
-	}
+	}...)
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
@@ -11,17 +12,62 @@ import (
 
 // Command kinds.
 const (
-	CmdExec = "exec" // run a script
+	CmdExec   = "exec"   // run a script
+	CmdDeploy = "deploy" // run one host's step of a deployment
+	CmdCancel = "cancel" // kill a running command (deployments stop --force)
 )
+
+// StreamLifecycle is the Output stream of a deploy command's progress: each
+// chunk's Data is one JSON api.LifecycleEvent (best effort, for live
+// display; the final Status carries them all).
+const StreamLifecycle = "lifecycle"
 
 // Command is an order for one host. It is signed as a whole.
 type Command struct {
-	ID        string       `json:"id"` // execution id; unique; the agent runs it at most once
-	HostID    string       `json:"host_id"`
-	Kind      string       `json:"kind"`
-	IssuedAt  time.Time    `json:"issued_at"`
-	ExpiresAt time.Time    `json:"expires_at"` // agents refuse it after this
-	Exec      *ExecCommand `json:"exec,omitempty"`
+	ID        string         `json:"id"` // execution id; unique; the agent runs it at most once
+	HostID    string         `json:"host_id"`
+	Kind      string         `json:"kind"`
+	IssuedAt  time.Time      `json:"issued_at"`
+	ExpiresAt time.Time      `json:"expires_at"` // agents refuse it after this
+	Exec      *ExecCommand   `json:"exec,omitempty"`
+	Deploy    *DeployCommand `json:"deploy,omitempty"`
+	Cancel    *CancelCommand `json:"cancel,omitempty"`
+}
+
+// DeployCommand is one host's step of a deployment: fetch the bundle,
+// verify it, and run the lifecycle events in order.
+type DeployCommand struct {
+	JobID        string `json:"job_id"`
+	DeploymentID string `json:"deployment_id"`
+	Application  string `json:"application"`
+	GroupName    string `json:"group_name"`
+	GroupID      string `json:"group_id"`
+	Revision     string `json:"revision"`
+	// Digest is the bundle's sha256:<hex>; the agent refuses other bytes.
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	// BundlePath is the server path (with its capability query) the
+	// bundle is fetched from, relative to the server URL the agent
+	// enrolled with.
+	BundlePath string `json:"bundle_path"`
+	// HealthCheck is run after ValidateService; nil for none.
+	HealthCheck *api.HealthCheck `json:"health_check,omitempty"`
+	OutputCap   int              `json:"output_cap"`
+}
+
+// CancelCommand kills a running command's processes.
+type CancelCommand struct {
+	ExecID string `json:"exec_id"`
+}
+
+// DeployResult is the Result of a deploy command's final Status.
+type DeployResult struct {
+	Succeeded   bool                 `json:"succeeded"`
+	FailedEvent string               `json:"failed_event,omitempty"`
+	Error       string               `json:"error,omitempty"`
+	Events      []api.LifecycleEvent `json:"events"`
+	// Previous is the revision the host had before (from its own record).
+	Previous string `json:"previous,omitempty"`
 }
 
 // ExecCommand runs a script.
@@ -79,6 +125,8 @@ type Status struct {
 	StderrTruncated bool       `json:"stderr_truncated,omitempty"`
 	StartedAt       *time.Time `json:"started_at,omitempty"`
 	FinishedAt      *time.Time `json:"finished_at,omitempty"`
+	// Result is a command kind's structured result (DeployResult).
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 // Ack is the server's reply to a Status.

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,6 +66,7 @@ type Server struct {
 	st     store.Store
 	bus    *bus.Bus
 	fleet  *fleet.Engine
+	deploy *deploy.Engine
 	http   *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -117,7 +119,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return s.bus.Conn.PublishMsg(m)
 	}
-	s.fleet = fleet.New(s.st, send, fleet.Config{Heartbeat: cfg.Heartbeat}, cfg.Log)
+	capKey, err := s.secret(ctx, "bundle-capability-key")
+	if err != nil {
+		return nil, err
+	}
+	caps := deploy.Capabilities{Key: capKey}
+	s.fleet = fleet.New(s.st, send, fleet.Config{Heartbeat: cfg.Heartbeat, OnExecDone: func(job, exec string) { s.deploy.ExecDone(job, exec) }}, cfg.Log)
+	s.deploy = deploy.NewEngine(s.st, s.fleet, caps.Path, deploy.EngineConfig{}, cfg.Log)
 	if err := s.subscribe(); err != nil {
 		return nil, err
 	}
@@ -126,10 +134,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.fleet.Start(ectx); err != nil {
 		return nil, err
 	}
+	if err := s.deploy.Start(ectx); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Deps{
-		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
+		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Capabilities: caps, Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
 		Ready: s.ready.Load, Log: cfg.Log, Registry: reg,
 	})
 	s.ln, err = net.Listen("tcp", cfg.Listen)
@@ -209,6 +220,26 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
+// secret returns a server-wide random 32-byte key kept in the store's
+// settings, created on first use (shared by servers on one store).
+func (s *Server) secret(ctx context.Context, name string) ([]byte, error) {
+	b, err := s.st.GetSetting(ctx, name)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := s.st.PutSetting(ctx, name, b); err != nil {
+		return nil, fmt.Errorf("store %s: %w", name, err)
+	}
+	return b, nil
+}
+
 // lookupHost authenticates agent keys on the bus.
 func (s *Server) lookupHost(nkey string) (string, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -247,7 +278,11 @@ func (s *Server) subscribe() error {
 		handle(bus.KindHeartbeat, func(host string, m *nats.Msg) { s.fleet.HandleHeartbeat(ctx, host) }),
 		handle(bus.KindOutput, func(host string, m *nats.Msg) {
 			var o protocol.Output
-			if json.Unmarshal(m.Data, &o) == nil {
+			switch {
+			case json.Unmarshal(m.Data, &o) != nil:
+			case o.Stream == protocol.StreamLifecycle:
+				s.deploy.HandleProgress(host, o)
+			default:
 				s.fleet.HandleOutput(host, o)
 			}
 		}),

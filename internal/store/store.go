@@ -14,6 +14,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"time"
@@ -67,6 +68,48 @@ type ExecUpdate struct {
 	DispatchedAt    *time.Time
 	StartedAt       *time.Time
 	FinishedAt      *time.Time
+	// Result is a structured result (JSON) of a non-exec command.
+	Result json.RawMessage
+}
+
+// DeploymentUpdate changes one deployment. Nil fields are left as they
+// are. An update never moves a deployment out of a final state
+// (api.DeployDone): such updates are ignored.
+type DeploymentUpdate struct {
+	ID            string
+	State         *string
+	Batch         *int
+	StopRequested *bool
+	Force         *bool
+	Error         *string
+	RolledBackBy  *string
+	FinishedAt    *time.Time
+}
+
+// DeploymentHostUpdate changes one host of a deployment. Empty strings,
+// zero Batch and nil pointers and slices leave a field as it is; Events,
+// when not nil, replaces the host's event list. An update never moves a host
+// out of a final state (succeeded, failed, skipped): such updates are
+// ignored, which makes repeated results harmless.
+type DeploymentHostUpdate struct {
+	DeploymentID string
+	HostID       string
+	State        string
+	Batch        int
+	Event        string
+	Error        string
+	StartedAt    *time.Time
+	FinishedAt   *time.Time
+	Events       []api.LifecycleEvent
+}
+
+// HostRevision is the revision last deployed successfully to a host in a
+// group.
+type HostRevision struct {
+	HostID       string
+	Revision     string
+	DeploymentID string
+	At           time.Time
 }
 
 // Lease is a fenced lease on a singleton loop: Epoch grows by one every
@@ -164,6 +207,40 @@ type Store interface {
 	PutBlob(ctx context.Context, digest string, r io.Reader) (size int64, err error)
 	// OpenBlob streams a stored blob; ErrNotFound if absent.
 	OpenBlob(ctx context.Context, digest string) (io.ReadCloser, int64, error)
+
+	// Deployment groups and deployments
+	// CreateGroup: ErrNotFound if the application does not exist,
+	// ErrConflict if it has a group of that name.
+	CreateGroup(ctx context.Context, g api.DeploymentGroup) error
+	GetGroup(ctx context.Context, app, name string) (api.DeploymentGroup, error)
+	// ListGroups returns an application's groups ordered by name, or every
+	// group (ordered by app, then name) when app is "".
+	ListGroups(ctx context.Context, app string) ([]api.DeploymentGroup, error)
+	// CreateDeployment stores a deployment and its hosts in one
+	// transaction. ErrConflict if the id exists or if the group has a
+	// deployment that is not final (one at a time per group).
+	CreateDeployment(ctx context.Context, d api.Deployment, hosts []api.DeploymentHost) error
+	// GetDeployment returns a deployment with Counts and its hosts (ordered
+	// by name) with their events.
+	GetDeployment(ctx context.Context, id string) (api.Deployment, error)
+	// ListDeployments returns the newest deployments first, of one
+	// application or of all (app ""), with Counts but without hosts.
+	ListDeployments(ctx context.Context, app string, limit int) ([]api.Deployment, error)
+	// ListActiveDeployments returns the deployments that are not final,
+	// oldest first, with their hosts.
+	ListActiveDeployments(ctx context.Context) ([]api.Deployment, error)
+	// UpdateDeployment changes a deployment (see DeploymentUpdate). When
+	// it becomes succeeded, the group's revision becomes the deployment's,
+	// in the same transaction.
+	UpdateDeployment(ctx context.Context, u DeploymentUpdate) error
+	// UpdateDeploymentHosts applies host updates in one transaction (see
+	// DeploymentHostUpdate). A host that becomes succeeded gets the
+	// deployment's revision as its revision in the group (HostRevisions),
+	// in the same transaction.
+	UpdateDeploymentHosts(ctx context.Context, ups []DeploymentHostUpdate) error
+	// HostRevisions returns, for a group, each host's last successfully
+	// deployed revision, by host id.
+	HostRevisions(ctx context.Context, groupID string) (map[string]HostRevision, error)
 
 	// Settings: small server-wide values (e.g. schema markers).
 	GetSetting(ctx context.Context, key string) ([]byte, error)

@@ -88,7 +88,14 @@ type Step struct {
 	// Env are extra KEY=VALUE variables (GANTRY_*) given to hook scripts.
 	// They cannot override the appspec variables nor GANTRY_HOOK_SCRIPT.
 	Env []string
+	// HealthCheck, if set, is the group's health gate: it runs as the
+	// event EventHealthCheck right after ValidateService, and its error
+	// fails the step.
+	HealthCheck func(ctx context.Context) error
 }
+
+// EventHealthCheck is the name under which Step.HealthCheck is reported.
+const EventHealthCheck = "HealthCheck"
 
 // EventReport is the state of one lifecycle event, passed to the report
 // callback of Run when an event starts ("running") and when it ends
@@ -198,6 +205,12 @@ func (r *Runner) Run(ctx context.Context, step Step, report func(EventReport)) (
 		}
 		if err := x.event(ctx, ev); err != nil {
 			res.FailedEvent, res.Error = ev.Name, err.Error()
+			continue
+		}
+		if ev.Name == appspec.EventValidateService && step.HealthCheck != nil {
+			if err := x.event(ctx, appspec.Event{Name: EventHealthCheck}); err != nil {
+				res.FailedEvent, res.Error = EventHealthCheck, err.Error()
+			}
 		}
 	}
 	if res.FailedEvent != "" {
@@ -236,6 +249,8 @@ func (x *run) event(ctx context.Context, ev appspec.Event) error {
 		err = x.download()
 	case ev.Name == appspec.EventInstall:
 		err = x.install()
+	case ev.Name == EventHealthCheck:
+		err = x.step.HealthCheck(ctx)
 	case ev.System:
 		// Start, End and the traffic events gantry's server handles: nothing
 		// to do on the host.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -29,17 +30,17 @@ var notFinal = func() string {
 	return "state NOT IN (" + strings.Join(final, ", ") + ")"
 }()
 
-const jobCols = "id, selector, script, concurrency, timeout_seconds, run_as, schedule_id, state, created_at, finished_at"
+const jobCols = "id, kind, selector, script, concurrency, timeout_seconds, run_as, schedule_id, state, created_at, finished_at"
 
 const execCols = `id, job_id, host_id, host_name, state, exit_code, error_message, stdout, stderr,
-stdout_truncated, stderr_truncated, dispatched_at, started_at, finished_at`
+stdout_truncated, stderr_truncated, dispatched_at, started_at, finished_at, payload, result`
 
 func scanJob(sc scanner) (api.Job, error) {
 	var (
 		j                 api.Job
 		created, finished sql.NullInt64
 	)
-	err := sc.Scan(&j.ID, &j.Selector, &j.Script, &j.Concurrency, &j.TimeoutSeconds, &j.User, &j.ScheduleID,
+	err := sc.Scan(&j.ID, &j.Kind, &j.Selector, &j.Script, &j.Concurrency, &j.TimeoutSeconds, &j.User, &j.ScheduleID,
 		&j.State, &created, &finished)
 	j.CreatedAt, j.FinishedAt = tm(created), tmp(finished)
 	return j, err
@@ -50,9 +51,16 @@ func scanExec(sc scanner) (api.Execution, error) {
 		e                             api.Execution
 		exit                          sql.NullInt64
 		dispatched, started, finished sql.NullInt64
+		payload, result               string
 	)
 	err := sc.Scan(&e.ID, &e.JobID, &e.HostID, &e.HostName, &e.State, &exit, &e.Error, &e.Stdout, &e.Stderr,
-		&e.StdoutTruncated, &e.StderrTruncated, &dispatched, &started, &finished)
+		&e.StdoutTruncated, &e.StderrTruncated, &dispatched, &started, &finished, &payload, &result)
+	if payload != "" {
+		e.Payload = json.RawMessage(payload)
+	}
+	if result != "" {
+		e.Result = json.RawMessage(result)
+	}
 	if exit.Valid {
 		code := int(exit.Int64)
 		e.ExitCode = &code
@@ -68,9 +76,12 @@ func (s *Store) CreateJob(ctx context.Context, j api.Job, execs []api.Execution)
 	if j.State == "" {
 		j.State = api.JobRunning
 	}
+	if j.Kind == "" {
+		j.Kind = api.JobKindExec
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q("INSERT INTO jobs ("+jobCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-			j.ID, j.Selector, j.Script, j.Concurrency, j.TimeoutSeconds, j.User, j.ScheduleID, j.State,
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO jobs ("+jobCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			j.ID, j.Kind, j.Selector, j.Script, j.Concurrency, j.TimeoutSeconds, j.User, j.ScheduleID, j.State,
 			ns(j.CreatedAt), nsp(j.FinishedAt))
 		if err != nil {
 			return s.conflict(err)
@@ -79,7 +90,7 @@ func (s *Store) CreateJob(ctx context.Context, j api.Job, execs []api.Execution)
 			return nil
 		}
 		st, err := tx.PrepareContext(ctx, s.q("INSERT INTO executions ("+execCols+
-			") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+			") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
 		if err != nil {
 			return err
 		}
@@ -94,7 +105,7 @@ func (s *Store) CreateJob(ctx context.Context, j api.Job, execs []api.Execution)
 			}
 			_, err := st.ExecContext(ctx, e.ID, j.ID, e.HostID, e.HostName, e.State, exit,
 				cleanText(e.Error), cleanText(e.Stdout), cleanText(e.Stderr), e.StdoutTruncated, e.StderrTruncated,
-				nsp(e.DispatchedAt), nsp(e.StartedAt), nsp(e.FinishedAt))
+				nsp(e.DispatchedAt), nsp(e.StartedAt), nsp(e.FinishedAt), string(e.Payload), string(e.Result))
 			if err != nil {
 				return fmt.Errorf("execution %s: %w", e.ID, s.conflict(err))
 			}
@@ -178,12 +189,12 @@ func (s *Store) GetJob(ctx context.Context, id string) (api.Job, error) {
 	return j, nil
 }
 
-// ListJobs returns the newest jobs first (at most limit; all if limit <= 0),
-// without executions but with Counts. Counts are read from the
-// (job_id, state) index; outputs are never loaded.
+// ListJobs returns the newest jobs of kind exec first (at most limit; all
+// if limit <= 0), without executions but with Counts. Counts are read from
+// the (job_id, state) index; outputs are never loaded.
 func (s *Store) ListJobs(ctx context.Context, limit int) ([]api.Job, error) {
-	query := "SELECT " + jobCols + " FROM jobs ORDER BY created_at DESC, id COLLATE bytewise DESC"
-	var args []any
+	query := "SELECT " + jobCols + " FROM jobs WHERE kind = ? ORDER BY created_at DESC, id COLLATE bytewise DESC"
+	args := []any{api.JobKindExec}
 	if limit > 0 {
 		query += " LIMIT ?"
 		args = append(args, limit)
@@ -269,14 +280,15 @@ func (s *Store) UpdateExecutions(ctx context.Context, ups []store.ExecUpdate) er
     stderr_truncated = (stderr_truncated OR ?),
     dispatched_at = COALESCE(?, dispatched_at),
     started_at = COALESCE(?, started_at),
-    finished_at = COALESCE(?, finished_at)
+    finished_at = COALESCE(?, finished_at),
+    result = COALESCE(?, result)
 WHERE id = ? AND `+notFinal))
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		for _, u := range ups {
-			var exit, stdout, stderr any
+			var exit, stdout, stderr, result any
 			if u.ExitCode != nil {
 				exit = *u.ExitCode
 			}
@@ -286,8 +298,11 @@ WHERE id = ? AND `+notFinal))
 			if u.Stderr != nil {
 				stderr = cleanText(*u.Stderr)
 			}
+			if u.Result != nil {
+				result = string(u.Result)
+			}
 			_, err := st.ExecContext(ctx, u.State, exit, nilIfEmpty(cleanText(u.Error)), stdout, stderr,
-				u.StdoutTruncated, u.StderrTruncated, nsp(u.DispatchedAt), nsp(u.StartedAt), nsp(u.FinishedAt), u.ID)
+				u.StdoutTruncated, u.StderrTruncated, nsp(u.DispatchedAt), nsp(u.StartedAt), nsp(u.FinishedAt), result, u.ID)
 			if err != nil {
 				return fmt.Errorf("execution %s: %w", u.ID, err)
 			}

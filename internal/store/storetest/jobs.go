@@ -34,7 +34,7 @@ var jobTests = []test{
 // job returns a running job created at t0+d.
 func job(id string, d time.Duration) api.Job {
 	return api.Job{
-		ID: id, Selector: "role=web", Script: "#!/bin/sh\necho 'hi'\n", Concurrency: 2, TimeoutSeconds: 600,
+		ID: id, Kind: api.JobKindExec, Selector: "role=web", Script: "#!/bin/sh\necho 'hi'\n", Concurrency: 2, TimeoutSeconds: 600,
 		User: "deploy", ScheduleID: "sched-1", State: api.JobRunning, CreatedAt: at(d),
 	}
 }
@@ -143,6 +143,27 @@ func testJobsCreateGet(t *testing.T, s store.Store) {
 	ok(t, err, "GetJob j2")
 	if len(got.Executions) != 0 || got.FinishedAt != nil {
 		t.Fatalf("job without executions: %+v", got)
+	}
+
+	// A job of another kind keeps its executions' payloads and results,
+	// and is not listed with the scripts.
+	dj := job("d1-b1", 2*time.Second)
+	dj.Kind = api.JobKindDeploy
+	dx := execution("d1-h1", "d1-b1", "h1")
+	dx.Payload = []byte(`{"revision":"r-1"}`)
+	ok(t, s.CreateJob(ctx, dj, []api.Execution{dx}), "CreateJob of kind deploy")
+	ok(t, s.UpdateExecutions(ctx, []store.ExecUpdate{{ID: "d1-h1", State: api.ExecSucceeded, Result: []byte(`{"succeeded":true}`)}}), "UpdateExecutions with a result")
+	gotD, err := s.GetJob(ctx, "d1-b1")
+	ok(t, err, "GetJob d1-b1")
+	if gotD.Kind != api.JobKindDeploy || string(gotD.Executions[0].Payload) != `{"revision":"r-1"}` || string(gotD.Executions[0].Result) != `{"succeeded":true}` {
+		t.Fatalf("deploy job round trip: kind %q payload %s result %s", gotD.Kind, gotD.Executions[0].Payload, gotD.Executions[0].Result)
+	}
+	listed, err := s.ListJobs(ctx, 0)
+	ok(t, err, "ListJobs")
+	for _, l := range listed {
+		if l.Kind != api.JobKindExec {
+			t.Fatalf("ListJobs lists job %s of kind %s", l.ID, l.Kind)
+		}
 	}
 }
 

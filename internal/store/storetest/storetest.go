@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	all = append(all, hostTests...)
 	all = append(all, tokenTests...)
 	all = append(all, appTests...)
+	all = append(all, deploymentTests...)
 	all = append(all, jobTests...)
 	all = append(all, scheduleTests...)
 	all = append(all, leaseTests...)

@@ -1,0 +1,227 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/agent/lifecycle"
+	"github.com/gantry-dev/gantry/internal/appspec"
+	"github.com/gantry-dev/gantry/internal/bus"
+	"github.com/gantry-dev/gantry/internal/protocol"
+)
+
+// bundleClient fetches bundles. Its timeout bounds a whole download.
+var bundleClient = &http.Client{Timeout: 10 * time.Minute}
+
+// deploy runs one host's step of a deployment and records its result.
+func (a *Agent) deploy(cmd protocol.Command) {
+	started := time.Now().UTC()
+	a.confirmStart(cmd, started)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.running.Store(cmd.ID, cancel)
+	defer func() {
+		a.running.Delete(cmd.ID)
+		cancel()
+	}()
+	d := cmd.Deploy
+	var seq uint64
+	progress := func(ev api.LifecycleEvent) {
+		seq++
+		data, _ := json.Marshal(ev)
+		b, _ := json.Marshal(protocol.Output{ExecID: cmd.ID, JobID: d.JobID, Stream: protocol.StreamLifecycle, Seq: seq, Data: data})
+		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindOutput), b)
+	}
+	res := a.deployStep(ctx, cmd.ID, d, progress)
+	finished := time.Now().UTC()
+	st := protocol.Status{ExecID: cmd.ID, JobID: d.JobID, State: api.ExecSucceeded, StartedAt: &started, FinishedAt: &finished}
+	if !res.Succeeded {
+		st.State, st.Error = api.ExecFailed, res.Error
+		if res.FailedEvent != "" {
+			st.Error = res.FailedEvent + ": " + res.Error
+		}
+	}
+	st.Result, _ = json.Marshal(res)
+	a.log.Info("deployment step finished", "id", cmd.ID, "deployment", d.DeploymentID, "revision", d.Revision, "state", st.State, "error", st.Error)
+	a.finish(cmd, st)
+}
+
+// deployStep fetches the bundle, runs the lifecycle and the health check,
+// and records the revision as the host's last successful one.
+func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.DeployCommand, progress func(api.LifecycleEvent)) protocol.DeployResult {
+	var res protocol.DeployResult
+	record := func(ev api.LifecycleEvent) {
+		// An event is reported when it starts and again when it ends:
+		// keep one entry per event.
+		if n := len(res.Events); n > 0 && res.Events[n-1].Name == ev.Name {
+			res.Events[n-1] = ev
+		} else {
+			res.Events = append(res.Events, ev)
+		}
+		progress(ev)
+	}
+	fail := func(event string, err error) protocol.DeployResult {
+		res.FailedEvent, res.Error = event, err.Error()
+		return res
+	}
+	appDir := filepath.Join(a.deployRoot(), d.Application)
+	lastPath := filepath.Join(appDir, ".last-successful-"+d.GroupID+".json")
+	prev, err := readInstalled(lastPath)
+	if err != nil {
+		a.log.Warn("ignoring the record of the previous revision", "err", err)
+	}
+	if prev != nil {
+		res.Previous = prev.Revision
+	}
+	bundlePath, err := a.fetchBundle(ctx, d)
+	if bundlePath != "" {
+		defer os.Remove(bundlePath)
+	}
+	if err != nil {
+		now := time.Now().UTC()
+		record(api.LifecycleEvent{Name: appspec.EventDownloadBundle, State: lifecycle.StateFailed, StartedAt: &now, FinishedAt: &now, Error: err.Error()})
+		return fail(appspec.EventDownloadBundle, err)
+	}
+	if a.cfg.NoExec {
+		now := time.Now().UTC()
+		for _, ev := range appspec.InPlaceEvents(false) {
+			record(api.LifecycleEvent{Name: ev.Name, State: lifecycle.StateSucceeded, StartedAt: &now, FinishedAt: &now})
+		}
+		res.Succeeded = true
+		return res
+	}
+	r := lifecycle.Runner{Root: a.deployRoot(), Keep: a.cfg.KeepRevisions, OutputCap: d.OutputCap, DestRoot: a.cfg.DestRoot}
+	step := lifecycle.Step{
+		DeploymentID: d.DeploymentID, Application: d.Application, GroupName: d.GroupName, GroupID: d.GroupID,
+		Revision: d.Revision, BundlePath: bundlePath, Previous: prev,
+		Env: []string{"GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name, "GANTRY_EXECUTION_ID=" + execID,
+			"GANTRY_REVISION=" + d.Revision, "GANTRY_BUNDLE_DIGEST=" + d.Digest},
+	}
+	if hc := d.HealthCheck; hc != nil {
+		step.HealthCheck = func(ctx context.Context) error { return runHealthCheck(ctx, *hc) }
+	}
+	out, err := r.Run(ctx, step, func(ev lifecycle.EventReport) { record(eventOf(ev)) })
+	if err != nil {
+		return fail(appspec.EventDownloadBundle, err)
+	}
+	if !out.Succeeded {
+		return fail(out.FailedEvent, errors.New(out.Error))
+	}
+	if err := writeInstalled(lastPath, out.Installed); err != nil {
+		// The revision is in place but the next deployment would not know
+		// it: fail the host rather than lie.
+		return fail(appspec.EventInstall, fmt.Errorf("record the installed revision: %w", err))
+	}
+	res.Succeeded = true
+	return res
+}
+
+// deployRoot is where revisions are unpacked.
+func (a *Agent) deployRoot() string { return filepath.Join(a.cfg.DataDir, "deployments") }
+
+// eventOf converts a lifecycle report to its wire form.
+func eventOf(r lifecycle.EventReport) api.LifecycleEvent {
+	ev := api.LifecycleEvent{Name: r.Event, State: r.State, ExitCode: r.ExitCode, LogTail: r.LogTail, Error: r.Error}
+	if !r.Started.IsZero() {
+		t := r.Started.UTC()
+		ev.StartedAt = &t
+	}
+	if !r.Finished.IsZero() {
+		t := r.Finished.UTC()
+		ev.FinishedAt = &t
+	}
+	return ev
+}
+
+// fetchBundle downloads the bundle to a temporary file, refusing more bytes
+// than announced and any digest but the expected one. It returns the
+// file's path (to remove) even on error.
+func (a *Agent) fetchBundle(ctx context.Context, d *protocol.DeployCommand) (string, error) {
+	want, ok := strings.CutPrefix(d.Digest, "sha256:")
+	if !ok || len(want) != 64 {
+		return "", fmt.Errorf("bundle digest %q: want sha256:<64 hex digits>", d.Digest)
+	}
+	dir := filepath.Join(a.cfg.DataDir, "bundles")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, "bundle-*")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	url := strings.TrimSuffix(a.id.Server, "/") + d.BundlePath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return f.Name(), err
+	}
+	resp, err := bundleClient.Do(req)
+	if err != nil {
+		return f.Name(), fmt.Errorf("fetch bundle from the server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return f.Name(), fmt.Errorf("fetch bundle from the server: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, d.Size+1))
+	if err != nil {
+		return f.Name(), fmt.Errorf("fetch bundle from the server: %w", err)
+	}
+	if n != d.Size {
+		return f.Name(), fmt.Errorf("bundle is %d bytes; the server announced %d", n, d.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return f.Name(), fmt.Errorf("bundle digest mismatch: got sha256:%s, want %s", got, d.Digest)
+	}
+	return f.Name(), f.Close()
+}
+
+// readInstalled reads the record of the last successful revision; nil when
+// there is none.
+func readInstalled(path string) (*lifecycle.Installed, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var in lifecycle.Installed
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &in, nil
+}
+
+// writeInstalled replaces the record atomically.
+func writeInstalled(path string, in lifecycle.Installed) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
