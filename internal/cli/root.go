@@ -144,6 +144,10 @@ saved by 'gantry login'.`,
 		a.newAppCmd(),
 		a.newPushCmd(),
 		a.newRevisionsCmd(),
+		a.newGroupsCmd(),
+		a.newDeployCmd(),
+		a.newRollbackCmd(),
+		a.newDeploymentsCmd(),
 		a.newVersionCmd(),
 	)
 	return root
