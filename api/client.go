@@ -79,7 +79,7 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // ErrStreamClosed is returned by StreamJob when the event stream ended
 // before the "done" event, e.g. because the server restarted.
-var ErrStreamClosed = errors.New("event stream closed before the job finished")
+var ErrStreamClosed = errors.New("event stream closed before the end")
 
 // Whoami returns the identity of the client's token.
 func (c *Client) Whoami(ctx context.Context) (Identity, error) {
