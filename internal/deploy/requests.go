@@ -253,14 +253,18 @@ func (e *Engine) HandleProgress(hostID string, o protocol.Output) {
 		return
 	}
 	p := e.progress[o.ExecID]
-	p.depID, p.hostID, p.event = r.d.ID, hostID, ev.Name
+	p.depID, p.hostID = r.d.ID, hostID
+	if ev.State != "skipped" || p.event == "" {
+		// A skipped event is listed but is not where the host is.
+		p.event = ev.Name
+	}
 	if n := len(p.events); n > 0 && p.events[n-1].Name == ev.Name {
 		p.events[n-1] = ev
 	} else {
 		p.events = append(p.events, ev)
 	}
 	e.progress[o.ExecID] = p
-	host.Event = ev.Name
+	host.Event = p.event
 	c := *host
 	c.Events = append([]api.LifecycleEvent(nil), p.events...)
 	e.mu.Unlock()
