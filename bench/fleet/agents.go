@@ -77,7 +77,10 @@ func hostAgents(ctx, agentCtx context.Context, wg *sync.WaitGroup, url, tok, dir
 		cfg := agent.Config{
 			Server: url, JoinToken: tok, Name: name, Labels: map[string]string{"role": "emu"},
 			DataDir: filepath.Join(dir, name), Version: "bench-emu",
-			Log: slog.New(slog.DiscardHandler), Facts: emuFacts(name), NoExec: true,
+			Log: slog.New(slog.DiscardHandler), Facts: emuFacts(name), NoExec: !execAgents,
+		}
+		if execAgents {
+			cfg.DestRoot = filepath.Join(dir, name, "root")
 		}
 		wg.Add(1)
 		go func() {
@@ -180,7 +183,7 @@ func (b *bench) startWorker(tok string, from, to, conc int) error {
 	}
 	w.cmd = exec.Command(self, agentsSubcommand, "-server", b.url, "-dir", b.agentsDir,
 		"-from", strconv.Itoa(from), "-to", strconv.Itoa(to), "-concurrency", strconv.Itoa(conc))
-	w.cmd.Env = append(os.Environ(), "GANTRY_JOIN_TOKEN="+tok)
+	w.cmd.Env = append(os.Environ(), "GANTRY_JOIN_TOKEN="+tok, fmt.Sprintf("GANTRY_BENCH_EXEC=%t", execAgents))
 	w.cmd.Stderr = lf
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := w.cmd.StdoutPipe()
@@ -252,6 +255,7 @@ func agentsMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	execAgents = os.Getenv("GANTRY_BENCH_EXEC") == "true"
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		lim.Cur = lim.Max

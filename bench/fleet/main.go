@@ -66,6 +66,10 @@ type options struct {
 	serverLog   string
 	procs       int
 	serverEnv   []string
+	// deploy, when set, times `gantry deploy --wait` of a bundleMB bundle
+	// with this deployment config instead of `gantry run`.
+	deploy   string
+	bundleMB int
 }
 
 func main() {
@@ -95,6 +99,9 @@ func main() {
 		o.serverEnv = append(o.serverEnv, v)
 		return nil
 	})
+	flag.StringVar(&o.deploy, "deploy", "", "time a deployment with this `config` (OneAtATime, HalfAtATime, AllAtOnce, 75%) instead of a job")
+	flag.IntVar(&o.bundleMB, "bundle-mb", 5, "bundle size in MiB (random, incompressible) with -deploy")
+	flag.BoolVar(&execAgents, "exec", false, "agents run commands for real (full deployment lifecycle with hooks and install) instead of NoExec")
 	flag.IntVar(&o.procs, "procs", 0, "processes holding the agents (0 = this one only, unless RLIMIT_NOFILE forces more)")
 	flag.Parse()
 	if serverProfile != "" {
@@ -128,7 +135,8 @@ func logf(format string, args ...any) {
 // bench holds what run sets up, for cleanup.
 type bench struct {
 	o          options
-	dir        string // temp dir: binary, server data, logs
+	deploys    []deployStats // -deploy: figures of each timed deployment
+	dir        string        // temp dir: binary, server data, logs
 	agentsDir  string
 	bin        string
 	url        string
@@ -216,9 +224,18 @@ func run(ctx context.Context, o options) (line string, err error) {
 		_ = b.server.Process.Signal(syscall.SIGUSR2) // start the server's CPU profile
 	}
 	logf("load average before the runs: %s (%d CPUs; other work on the machine skews the figures)", loadAvg(), runtime.NumCPU())
+	if o.deploy != "" {
+		if err := b.setupDeploy(ctx); err != nil {
+			return "", b.explain(ctx, "deployment setup", err)
+		}
+	}
 	var times []time.Duration
 	for r := 1; r <= o.runs; r++ {
-		d, err := b.timedRun(ctx, r)
+		timed := b.timedRun
+		if o.deploy != "" {
+			timed = b.timedDeploy
+		}
+		d, err := timed(ctx, r)
 		if err != nil {
 			return "", b.explain(ctx, fmt.Sprintf("run %d", r), err)
 		}
@@ -250,6 +267,9 @@ func run(ctx context.Context, o options) (line string, err error) {
 	fmt.Printf("runs: %s\n", strings.Join(runs, " "))
 	fmt.Printf("server: RSS now %d MiB, peak (VmHWM) %d MiB, %d threads; setup %s (enroll %s, online +%s)\n",
 		mem.rss>>20, mem.hwm>>20, mem.threads, round(time.Since(setupStart)-sum(times)), round(enrollTook), round(onlineTook))
+	if o.deploy != "" {
+		return b.deploySummary(sorted[0], med, mem.hwm>>20), nil
+	}
 	return fmt.Sprintf("fleet: %d agents, job to all in %.2fs (median %.2fs), server RSS peak %d MiB (goal: < 5 s, < 1 GiB)",
 		o.agents, sorted[0].Seconds(), med.Seconds(), mem.hwm>>20), nil
 }

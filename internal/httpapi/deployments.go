@@ -147,15 +147,27 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errForbidden(err.Error()), a.d.Log)
 		return
 	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	if a.d.Blobs != nil {
+		data, err := a.d.Blobs.Get(r.Context(), digest)
+		if err != nil {
+			writeError(w, r, err, a.d.Log)
+			return
+		}
+		if data != nil {
+			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			_, _ = w.Write(data)
+			return
+		}
+	}
 	rc, size, err := a.d.Store.OpenBlob(r.Context(), digest)
 	if err != nil {
 		writeError(w, r, err, a.d.Log)
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, rc); err != nil && !errors.Is(err, r.Context().Err()) {
 		a.d.Log.Warn("serve blob", "digest", digest, "host", r.URL.Query().Get("host"), "err", err)

@@ -39,6 +39,8 @@ type Deps struct {
 	Deploy *deploy.Engine
 	// Capabilities checks bundle download capabilities.
 	Capabilities deploy.Capabilities
+	// Blobs caches the bundles agents download (nil: read the store each time).
+	Blobs *deploy.BlobCache
 	// Revoke drops the bus connections of an agent key (after the store
 	// revoked its host).
 	Revoke func(nkey string) error

@@ -140,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Deps{
-		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Capabilities: caps, Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
+		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Capabilities: caps, Blobs: deploy.NewBlobCache(s.st, blobCacheBytes), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
 		Ready: s.ready.Load, Log: cfg.Log, Registry: reg,
 	})
 	s.ln, err = net.Listen("tcp", cfg.Listen)
@@ -158,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.log.Info("gantry server ready", "http", s.URL(), "nats", s.bus.AgentURLs(), "data_dir", cfg.DataDir, "database", storeKind(cfg))
 	return s, nil
 }
+
+// blobCacheBytes bounds the memory of recently served bundles.
+const blobCacheBytes = 256 << 20
 
 // revisionsIn stages pushed bundles under the data directory.
 func revisionsIn(dataDir string, st store.Store) *deploy.Revisions {
