@@ -157,9 +157,12 @@ func roughDuration(d time.Duration) string {
 	return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 }
 
-// formatDuration renders a run time: tenths of a second under a minute,
-// whole seconds above.
+// formatDuration renders a run time: milliseconds under a second, tenths
+// of a second under a minute, whole seconds above.
 func formatDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
 	if d < time.Minute {
 		return d.Round(100 * time.Millisecond).String()
 	}
