@@ -89,6 +89,8 @@ func checkOnce(ctx context.Context, hc api.HealthCheck) error {
 	case len(hc.Command) > 0:
 		// No shell: the program and its arguments are passed as is.
 		cmd := exec.CommandContext(actx, hc.Command[0], hc.Command[1:]...)
+		// A check that leaves a child holding its output must not hang.
+		cmd.WaitDelay = time.Second
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s: %v: %s", hc.Command[0], err, strings.TrimSpace(tail(string(out), 512)))
