@@ -276,8 +276,12 @@ func (e *Engine) step(ctx context.Context, r *run) error {
 			inProgress++
 		}
 	}
-	if d.StopRequested {
-		if d.Force && !r.cancels && inProgress > 0 {
+	// Stop writes these from a request's goroutine.
+	e.mu.Lock()
+	stop, force := d.StopRequested, d.Force
+	e.mu.Unlock()
+	if stop {
+		if force && !r.cancels && inProgress > 0 {
 			e.cancelRunning(r)
 		}
 		if inProgress > 0 {
@@ -456,7 +460,9 @@ func (e *Engine) startBatch(ctx context.Context, r *run, hosts []PlanHost, start
 	if err := e.st.UpdateDeployment(ctx, store.DeploymentUpdate{ID: d.ID, Batch: &batch}); err != nil {
 		return fmt.Errorf("store batch %d: %w", batch, err)
 	}
+	e.mu.Lock()
 	d.Batch = batch
+	e.mu.Unlock()
 	e.log.Info("deployment batch", "deployment", d.ID, "batch", batch, "hosts", len(start))
 	e.publishDeployment(r)
 	var idx []int
@@ -577,11 +583,11 @@ func (e *Engine) finish(ctx context.Context, r *run, state, reason string) error
 	if err := e.st.UpdateDeployment(ctx, u); err != nil {
 		return fmt.Errorf("store final state: %w", err)
 	}
+	e.mu.Lock()
 	d.State, d.FinishedAt, d.Error = state, &now, reason
 	if rollback != nil {
 		d.RolledBackBy = rollback.ID
 	}
-	e.mu.Lock()
 	delete(e.active, d.ID)
 	for _, h := range d.Hosts {
 		delete(e.byExec, execID(d.ID, h.HostID))

@@ -264,8 +264,8 @@ func (e *Engine) HandleProgress(hostID string, o protocol.Output) {
 		p.events = append(p.events, ev)
 	}
 	e.progress[o.ExecID] = p
-	host.Event = p.event
 	c := *host
+	c.Event = p.event
 	c.Events = append([]api.LifecycleEvent(nil), p.events...)
 	e.mu.Unlock()
 	e.watchers.Publish(r.d.ID, api.DeploymentEvent{Type: "host", Host: &c})
