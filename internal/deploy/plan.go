@@ -183,7 +183,10 @@ func Next(hosts []PlanHost, minHealthy int) (start []int, v Verdict) {
 			if h.Healthy {
 				cost = 1
 			}
-			if budget-cost >= 0 {
+			// An unhealthy host costs nothing, so it can always start, even
+			// when the healthy count is already below the minimum (a
+			// rollback to the hosts that failed: all unhealthy).
+			if cost == 0 || budget-cost >= 0 {
 				budget -= cost
 				start = append(start, i)
 			}

@@ -176,3 +176,36 @@ func TestUnhealthyHostsFirst(t *testing.T) {
 		t.Errorf("batches %s verdict %d", got, v)
 	}
 }
+
+// Hosts that are all unhealthy (a rollback to the hosts a deployment
+// failed on) are deployed although the healthy count starts below the
+// minimum: starting them costs nothing.
+func TestAllUnhealthyHostsStart(t *testing.T) {
+	for _, tc := range []struct {
+		config  Config
+		n       int
+		batches string
+	}{
+		{HalfAtATime, 3, "[[h1 h2 h3]]"}, // minimum 2, 0 healthy
+		{OneAtATime, 2, "[[h1 h2]]"},     // minimum 1, 0 healthy
+	} {
+		hosts := six()[:tc.n]
+		for i := range hosts {
+			hosts[i].Healthy = false
+		}
+		batches, v := simulate(t, tc.config, hosts, nil)
+		if got := fmt.Sprint(batches); v != Succeed || got != tc.batches {
+			t.Errorf("%s of %d unhealthy hosts: batches %s verdict %d, want %s and success", tc.config, tc.n, got, v, tc.batches)
+		}
+	}
+	// Some healthy, below the minimum: the unhealthy ones start first,
+	// alone; once they succeed the healthy ones can follow.
+	hosts := six()
+	for i := range 4 {
+		hosts[i].Healthy = false // h1..h4; 2 healthy, minimum 3
+	}
+	batches, v := simulate(t, HalfAtATime, hosts, nil)
+	if got := fmt.Sprint(batches); v != Succeed || got != "[[h1 h2 h3 h4] [h5 h6]]" {
+		t.Errorf("4 unhealthy of 6, HalfAtATime: batches %s verdict %d", got, v)
+	}
+}

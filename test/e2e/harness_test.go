@@ -205,13 +205,15 @@ func (c *cluster) joinToken(args ...string) string {
 	return jt.Token
 }
 
-// startAgent starts (and on first use enrolls) an agent named name.
-func (c *cluster) startAgent(name, labels, joinToken string) *proc {
+// startAgent starts (and on first use enrolls) an agent named name; extra
+// flags (e.g. --install-root DIR) are appended to its command line.
+func (c *cluster) startAgent(name, labels, joinToken string, extra ...string) *proc {
 	c.t.Helper()
 	args := []string{"agent", "--server", c.url, "--name", name, "--data-dir", c.agentDir(name), "--log-level", "debug"}
 	if labels != "" {
 		args = append(args, "--labels", labels)
 	}
+	args = append(args, extra...)
 	p := start(c.t, []string{"GANTRY_JOIN_TOKEN=" + joinToken}, args...)
 	c.agents[name] = p
 	return p
