@@ -80,13 +80,15 @@ func (c Config) MinHealthy(n int) int {
 }
 
 // Check refuses a configuration that could never deploy to a group of n
-// hosts: a minimum that leaves no host to deploy to.
+// hosts: a minimum that leaves no host to deploy to (e.g. HalfAtATime on
+// one host).
 func (c Config) Check(n int) error {
 	if n == 0 {
 		return fmt.Errorf("%w: the group has no hosts", ErrInvalid)
 	}
-	if m := c.MinHealthy(n); m >= n && n > 0 && c.Name == "" {
-		return fmt.Errorf("%w: minimum healthy hosts %s is %d of the group's %d hosts: no host could ever be deployed to", ErrInvalid, c, m, n)
+	// CodeDeploy refuses these at creation too (HEALTH_CONSTRAINTS_INVALID).
+	if m := c.MinHealthy(n); m >= n {
+		return fmt.Errorf("%w: %s keeps %d of the group's %d hosts healthy: no host could ever be deployed to (use OneAtATime or AllAtOnce, or a lower minimum)", ErrInvalid, c, m, n)
 	}
 	return nil
 }

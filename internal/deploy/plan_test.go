@@ -53,8 +53,16 @@ func TestMinHealthy(t *testing.T) {
 	if err := (Config{Count: 6}).Check(6); err == nil {
 		t.Error("a minimum of all hosts was accepted")
 	}
-	if err := HalfAtATime.Check(1); err != nil {
-		t.Errorf("HalfAtATime on one host: %v", err)
+	if err := HalfAtATime.Check(1); err == nil {
+		t.Error("HalfAtATime on one host was accepted: its minimum (1) leaves no host to deploy to")
+	}
+	for _, c := range []Config{OneAtATime, AllAtOnce, HalfAtATime} {
+		if err := c.Check(2); err != nil {
+			t.Errorf("%s on two hosts: %v", c, err)
+		}
+	}
+	if err := OneAtATime.Check(1); err != nil {
+		t.Errorf("OneAtATime on one host: %v", err)
 	}
 }
 
