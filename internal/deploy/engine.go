@@ -181,6 +181,8 @@ func (e *Engine) load(ctx context.Context, d api.Deployment) error {
 	if err != nil {
 		return fmt.Errorf("deployment %s: %w", d.ID, err)
 	}
+	// The run owns its hosts: the caller may still read d (create returns it).
+	d.Hosts = append([]api.DeploymentHost(nil), d.Hosts...)
 	r := &run{d: d, group: g, rev: rev, healthy: map[string]bool{}, jobs: map[int]bool{}}
 	for _, h := range d.Hosts {
 		r.healthy[h.HostID] = e.fl.HostOnline(h.HostID) && !failed[h.HostID]
