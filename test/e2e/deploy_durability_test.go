@@ -29,7 +29,7 @@ func TestDeployServerKill9(t *testing.T) {
 		for _, ev := range hookEvents {
 			s := fmt.Sprintf(`echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID" >> '%s'/"$GANTRY_HOST_NAME"`, traces)
 			if ev == "ApplicationStart" {
-				s += "\nsleep 1"
+				s += "\nsleep 2"
 			}
 			hooks = append(hooks, hook{event: ev, script: s})
 		}
@@ -40,8 +40,14 @@ func TestDeployServerKill9(t *testing.T) {
 	c.deployWait(0, "deploy", "k9", "g", "--revision", v1, "--config", "AllAtOnce")
 
 	id := c.deployNoWait("deploy", "k9", "g", "--revision", v2)
+	// Poll through the API client: a CLI process per poll (slow when
+	// race-built) could miss k2's few seconds.
+	client := api.New(c.url, c.token)
 	eventually(t, 30*time.Second, "k2 in progress", func() (bool, string) {
-		d := c.deployment(id)
+		d, err := client.GetDeployment(t.Context(), id)
+		if err != nil {
+			return false, err.Error()
+		}
 		st := states(d)
 		if api.DeployDone(d.State) {
 			t.Fatalf("the deployment ended before k2 started: %v", st)
