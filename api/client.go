@@ -162,14 +162,20 @@ func (c *Client) GetJob(ctx context.Context, id string) (Job, error) {
 // returns one, ErrStreamClosed (possibly wrapped) if the stream ends early,
 // or the request's error. ctx bounds the whole stream.
 func (c *Client) StreamJob(ctx context.Context, id string, fn func(JobEvent) error) error {
-	resp, err := c.send(ctx, http.MethodGet, path("jobs", id, "events"), nil, nil)
+	return stream(ctx, c, path("jobs", id, "events"), fn, func(ev JobEvent) bool { return ev.Type == "done" })
+}
+
+// stream reads an NDJSON event stream until done(ev), calling fn for each
+// event (see StreamJob for the results).
+func stream[T any](ctx context.Context, c *Client, p string, fn func(T) error, done func(T) bool) error {
+	resp, err := c.send(ctx, http.MethodGet, p, nil, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var ev JobEvent
+		var ev T
 		if err := dec.Decode(&ev); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -182,7 +188,7 @@ func (c *Client) StreamJob(ctx context.Context, id string, fn func(JobEvent) err
 		if err := fn(ev); err != nil {
 			return err
 		}
-		if ev.Type == "done" {
+		if done(ev) {
 			return nil
 		}
 	}

@@ -2,10 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -74,30 +70,7 @@ func (c *Client) GetDeployment(ctx context.Context, id string) (Deployment, erro
 // error if it returns one, ErrStreamClosed (possibly wrapped) if the stream
 // ends early, or the request's error. ctx bounds the whole stream.
 func (c *Client) StreamDeployment(ctx context.Context, id string, fn func(DeploymentEvent) error) error {
-	resp, err := c.send(ctx, http.MethodGet, path("deployments", id, "events"), nil, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var ev DeploymentEvent
-		if err := dec.Decode(&ev); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, io.EOF) {
-				return ErrStreamClosed
-			}
-			return fmt.Errorf("%w: %v", ErrStreamClosed, err)
-		}
-		if err := fn(ev); err != nil {
-			return err
-		}
-		if ev.Type == "done" {
-			return nil
-		}
-	}
+	return stream(ctx, c, path("deployments", id, "events"), fn, func(ev DeploymentEvent) bool { return ev.Type == "done" })
 }
 
 // StopDeployment asks a running deployment to stop: no new batch starts,

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -106,38 +105,17 @@ func (a *API) deploymentEvents(w0 http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	w0.Header().Set("Content-Type", "application/x-ndjson")
-	w0.Header().Set("Cache-Control", "no-store")
-	w0.WriteHeader(200)
-	enc := json.NewEncoder(w0)
-	flush := func() {
-		if f, ok := w0.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
 	if api.DeployDone(d.State) {
-		_ = enc.Encode(api.DeploymentEvent{Type: "done", Deployment: &d})
+		streamNDJSON(w0, r, []api.DeploymentEvent{{Type: "done", Deployment: &d}}, nil)
 		return
 	}
 	head := d
 	head.Hosts = nil
-	_ = enc.Encode(api.DeploymentEvent{Type: "deployment", Deployment: &head})
+	evs := []api.DeploymentEvent{{Type: "deployment", Deployment: &head}}
 	for i := range d.Hosts {
-		_ = enc.Encode(api.DeploymentEvent{Type: "host", Host: &d.Hosts[i]})
+		evs = append(evs, api.DeploymentEvent{Type: "host", Host: &d.Hosts[i]})
 	}
-	flush()
-	for {
-		events, ok := w.Next(r.Context())
-		if !ok {
-			return
-		}
-		for _, ev := range events {
-			if err := enc.Encode(ev); err != nil {
-				return
-			}
-		}
-		flush()
-	}
+	streamNDJSON(w0, r, evs, w)
 }
 
 // getBlob serves a bundle to an agent holding a capability.

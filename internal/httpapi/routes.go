@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/ids"
 	"github.com/gantry-dev/gantry/internal/selector"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/watch"
 )
 
 // route is one entry of the API table.
@@ -343,6 +344,23 @@ func (a *API) jobEvents(w0 http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
+	var head []api.JobEvent
+	for i := range job.Executions {
+		x := job.Executions[i]
+		head = append(head, api.JobEvent{Type: "state", HostID: x.HostID, HostName: x.HostName, Execution: &x})
+	}
+	if job.State == api.JobFinished {
+		head = append(head, api.JobEvent{Type: "done", Job: &job})
+		w = nil
+	}
+	streamNDJSON(w0, r, head, w)
+}
+
+// streamNDJSON writes head, then the watcher's events as they come (none
+// if w is nil), one JSON document per line, until the watcher ends: the
+// record is final ("done" was sent), the reader is too slow, or it left (the
+// client then reloads the record).
+func streamNDJSON[T any](w0 http.ResponseWriter, r *http.Request, head []T, w *watch.Watcher[T]) {
 	w0.Header().Set("Content-Type", "application/x-ndjson")
 	w0.Header().Set("Cache-Control", "no-store")
 	w0.WriteHeader(200)
@@ -352,19 +370,17 @@ func (a *API) jobEvents(w0 http.ResponseWriter, r *http.Request) {
 			f.Flush()
 		}
 	}
-	for i := range job.Executions {
-		x := job.Executions[i]
-		_ = enc.Encode(api.JobEvent{Type: "state", HostID: x.HostID, HostName: x.HostName, Execution: &x})
-	}
-	if job.State == api.JobFinished {
-		_ = enc.Encode(api.JobEvent{Type: "done", Job: &job})
-		return
+	for _, ev := range head {
+		_ = enc.Encode(ev)
 	}
 	flush()
+	if w == nil {
+		return
+	}
 	for {
 		events, ok := w.Next(r.Context())
 		if !ok {
-			return // finished (done was sent), too slow, or gone: the client reloads
+			return
 		}
 		for _, ev := range events {
 			if err := enc.Encode(ev); err != nil {
