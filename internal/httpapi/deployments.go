@@ -66,14 +66,10 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
-	limit := 50
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, r, errBadRequest("limit must be a number from 1 to 1000"), a.d.Log)
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r)
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
 	}
 	ds, err := a.d.Store.ListDeployments(r.Context(), r.URL.Query().Get("app"), limit)
 	writeList(a, w, r, ds, err)

@@ -304,14 +304,10 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
-	limit := 50
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, r, errBadRequest("limit must be a number from 1 to 1000"), a.d.Log)
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r)
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
 	}
 	jobs, err := a.d.Store.ListJobs(r.Context(), limit)
 	writeList(a, w, r, jobs, err)
@@ -422,4 +418,17 @@ func (a *API) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// queryLimit reads the limit query parameter of list routes (default 50).
+func queryLimit(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, errBadRequest("limit must be a number from 1 to 1000")
+	}
+	return n, nil
 }

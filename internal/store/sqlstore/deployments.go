@@ -355,34 +355,16 @@ func (s *Store) ListDeployments(ctx context.Context, app string, limit int) ([]a
 	if err != nil {
 		return nil, fmt.Errorf("list deployments: %w", err)
 	}
-	index := make(map[string]int, len(deps))
 	ids := make([]string, len(deps))
 	for i := range deps {
-		deps[i].Counts = map[string]int{}
-		index[deps[i].ID] = i
 		ids[i] = deps[i].ID
 	}
-	err = eachChunk(ids, func(args []any) error {
-		rows, err := s.r.QueryContext(ctx, s.q("SELECT deployment_id, state, COUNT(state) FROM deployment_hosts WHERE deployment_id IN ("+
-			placeholders(len(args))+") GROUP BY deployment_id, state"), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				depID, state string
-				n            int
-			)
-			if err := rows.Scan(&depID, &state, &n); err != nil {
-				return err
-			}
-			deps[index[depID]].Counts[state] = n
-		}
-		return rows.Err()
-	})
+	counts, err := s.countStates(ctx, "deployment_hosts", "deployment_id", ids)
 	if err != nil {
 		return nil, fmt.Errorf("list deployments: counts: %w", err)
+	}
+	for i := range deps {
+		deps[i].Counts = counts[deps[i].ID]
 	}
 	return deps, nil
 }

@@ -203,36 +203,48 @@ func (s *Store) ListJobs(ctx context.Context, limit int) ([]api.Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	index := make(map[string]int, len(jobs))
 	ids := make([]string, len(jobs))
 	for i := range jobs {
-		jobs[i].Counts = map[string]int{}
-		index[jobs[i].ID] = i
 		ids[i] = jobs[i].ID
 	}
-	err = eachChunk(ids, func(args []any) error {
-		rows, err := s.r.QueryContext(ctx, s.q("SELECT job_id, state, COUNT(state) FROM executions WHERE job_id IN ("+
-			placeholders(len(args))+") GROUP BY job_id, state"), args...)
+	counts, err := s.countStates(ctx, "executions", "job_id", ids)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: counts: %w", err)
+	}
+	for i := range jobs {
+		jobs[i].Counts = counts[jobs[i].ID]
+	}
+	return jobs, nil
+}
+
+// countStates counts the rows of table by state for each of the given
+// parent ids (the column keyCol), from its (keyCol, state) index. Every id
+// gets a map, empty when it has no rows.
+func (s *Store) countStates(ctx context.Context, table, keyCol string, ids []string) (map[string]map[string]int, error) {
+	out := make(map[string]map[string]int, len(ids))
+	for _, id := range ids {
+		out[id] = map[string]int{}
+	}
+	err := eachChunk(ids, func(args []any) error {
+		rows, err := s.r.QueryContext(ctx, s.q("SELECT "+keyCol+", state, COUNT(state) FROM "+table+" WHERE "+keyCol+" IN ("+
+			placeholders(len(args))+") GROUP BY "+keyCol+", state"), args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				jobID, state string
-				n            int
+				id, state string
+				n         int
 			)
-			if err := rows.Scan(&jobID, &state, &n); err != nil {
+			if err := rows.Scan(&id, &state, &n); err != nil {
 				return err
 			}
-			jobs[index[jobID]].Counts[state] = n
+			out[id][state] = n
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: counts: %w", err)
-	}
-	return jobs, nil
+	return out, err
 }
 
 // queryJobs runs a query that selects jobCols.
