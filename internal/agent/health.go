@@ -33,11 +33,15 @@ func runHealthCheck(ctx context.Context, hc api.HealthCheck) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	attempts := 0
+	var err error // the last attempt's failure that was not cut short by the deadline
 	for {
 		attempts++
-		err := checkOnce(ctx, hc)
-		if err == nil {
+		e := checkOnce(ctx, hc)
+		if e == nil {
 			return nil
+		}
+		if ctx.Err() == nil || err == nil {
+			err = e
 		}
 		t := time.NewTimer(every)
 		select {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,10 +15,9 @@ import (
 )
 
 func TestHealthCheck(t *testing.T) {
-	var calls int
+	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		if calls < 3 {
+		if calls.Add(1) < 3 {
 			w.WriteHeader(http.StatusServiceUnavailable) // starting up
 			return
 		}
