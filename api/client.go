@@ -50,6 +50,9 @@ type StatusError struct {
 	Status  int    // HTTP status code
 	Code    string // api.Error code, e.g. "not_found"; empty if the body was not JSON
 	Message string // api.Error message or a summary of the body
+	// Diagnostics are an environment definition's problems
+	// (Code "invalid_definition").
+	Diagnostics []Diagnostic
 }
 
 // Error returns the server's message.
@@ -307,11 +310,11 @@ func (c *Client) send(ctx context.Context, method, p string, q url.Values, body 
 
 // statusError builds a *StatusError from a non-2xx response.
 func statusError(resp *http.Response) *StatusError {
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	se := &StatusError{Status: resp.StatusCode}
 	var e Error
 	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-		se.Code, se.Message = e.Code, e.Error
+		se.Code, se.Message, se.Diagnostics = e.Code, e.Error, e.Diagnostics
 		return se
 	}
 	if msg := strings.TrimSpace(string(raw)); msg != "" && len(msg) < 200 && !strings.ContainsAny(msg, "<>") {

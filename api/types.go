@@ -101,6 +101,10 @@ func ExecDone(state string) bool {
 const (
 	JobKindExec   = "exec"   // a script
 	JobKindDeploy = "deploy" // one batch of a deployment
+	// JobKindLifecycle is an environment's lifecycle event (setup,
+	// configure, shutdown): the job's script, with a per-host environment
+	// and context in each execution's payload (a protocol.ExecCommand).
+	JobKindLifecycle = "lifecycle"
 )
 
 // Job states.
@@ -199,7 +203,10 @@ type LabelsRequest struct {
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error string `json:"error"`
-	Code  string `json:"code"` // bad_request, unauthorized, forbidden, not_found, conflict, internal
+	Code  string `json:"code"` // bad_request, unauthorized, forbidden, not_found, conflict, locked, stale_plan, invalid_definition, internal
+	// Diagnostics are the problems of an environment definition
+	// (code invalid_definition).
+	Diagnostics []Diagnostic `json:"diagnostics,omitempty"`
 }
 
 // Application is a named application whose revisions are deployed.

@@ -6,6 +6,11 @@ import (
 	"os"
 
 	"github.com/gantry-dev/gantry/internal/cli"
+
+	// The built-in providers of environments as code.
+	_ "github.com/gantry-dev/gantry/internal/providers/docker"
+	_ "github.com/gantry-dev/gantry/internal/providers/local"
+	_ "github.com/gantry-dev/gantry/internal/providers/ssh"
 )
 
 func main() { os.Exit(cli.Execute()) }

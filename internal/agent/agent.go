@@ -43,6 +43,10 @@ import (
 type Config struct {
 	// Server is the gantry server's HTTP URL, used only to enroll.
 	Server string
+	// BusURLs, if set, are used instead of the bus URLs the server gave at
+	// enrollment (a machine that reaches the bus at another address than
+	// the one the server advertises: containers, network namespaces).
+	BusURLs []string
 	// JoinToken enrolls the agent the first time; ignored once enrolled.
 	JoinToken string
 	// Name is the host's name in the inventory (default: the hostname).
@@ -225,7 +229,11 @@ func (a *Agent) serve(ctx context.Context) error {
 	closed := make(chan error, 1)
 	var lastErr error
 	var errMu sync.Mutex
-	nc, err := nats.Connect(strings.Join(a.id.NATSURLs, ","),
+	urls := a.id.NATSURLs
+	if len(a.cfg.BusURLs) > 0 {
+		urls = a.cfg.BusURLs
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","),
 		nats.Name("gantry-agent "+a.id.HostID),
 		nats.Nkey(pub, kp.Sign),
 		nats.CustomInboxPrefix(bus.InboxPrefix(a.id.HostID)),
@@ -257,7 +265,7 @@ func (a *Agent) serve(ctx context.Context) error {
 		}),
 	)
 	if err != nil {
-		return fmt.Errorf("connect to bus %v: %w", a.id.NATSURLs, err)
+		return fmt.Errorf("connect to bus %v: %w", urls, err)
 	}
 	a.nc = nc
 	if _, err := nc.Subscribe(bus.CommandSubject(a.id.HostID), a.onCommand); err != nil {

@@ -118,17 +118,22 @@ func (a *Agent) execute(cmd protocol.Command) {
 		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindOutput), b)
 	}
 	var res executor.Result
-	if a.cfg.NoExec {
+	env, cleanup, err := a.scriptEnv(cmd)
+	switch {
+	case a.cfg.NoExec:
 		res = executor.Result{Started: started, Finished: time.Now()}
-	} else {
+	case err != nil:
+		res = executor.Result{ExitCode: -1, Err: err.Error(), Started: started, Finished: time.Now()}
+	default:
 		res = executor.Run(context.Background(), executor.Spec{
 			Script:    x.Script,
 			Timeout:   time.Duration(x.TimeoutSeconds) * time.Second,
 			User:      x.User,
 			OutputCap: x.OutputCap,
-			Env:       []string{"GANTRY_JOB_ID=" + x.JobID, "GANTRY_EXECUTION_ID=" + cmd.ID, "GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name},
+			Env:       env,
 		}, onOut)
 	}
+	cleanup()
 	a.finish(cmd, statusOf(cmd, res))
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 // agentOptions are the flags of `gantry agent`.
 type agentOptions struct {
 	JoinToken string
+	BusURL    string
 	Name      string
 	Labels    string
 	DataDir   string
@@ -21,6 +23,17 @@ type agentOptions struct {
 	KeepRevisions int
 	InstallRoot   string
 	Log           logOptions
+}
+
+// splitNonEmpty splits a comma-separated list, dropping empty items.
+func splitNonEmpty(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func defaultAgentDataDir() string {
@@ -72,7 +85,7 @@ the process list.`,
 				o.JoinToken = os.Getenv("GANTRY_JOIN_TOKEN")
 			}
 			err = agent.Run(cmd.Context(), agent.Config{
-				Server: srvURL, JoinToken: o.JoinToken, Name: o.Name, Labels: labels,
+				Server: srvURL, BusURLs: splitNonEmpty(o.BusURL), JoinToken: o.JoinToken, Name: o.Name, Labels: labels,
 				DataDir: o.DataDir, Version: Version, Log: log,
 				KeepRevisions: o.KeepRevisions, DestRoot: o.InstallRoot,
 			})
@@ -84,6 +97,7 @@ the process list.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.JoinToken, "join-token", "", "join `token` from 'gantry token create' (env GANTRY_JOIN_TOKEN); needed only to enroll")
+	f.StringVar(&o.BusURL, "bus-url", "", "bus `URL`s (comma-separated) to use instead of those the server advertises at enrollment, for hosts that reach the bus at another address (containers, NAT)")
 	f.StringVar(&o.Name, "name", "", "host `name` in the inventory (default: the hostname)")
 	f.StringVar(&o.Labels, "labels", "", "labels to request at enrollment, `k=v,…` (the join token's labels win)")
 	f.StringVar(&o.DataDir, "data-dir", defaultAgentDataDir(), "`directory` for the identity, the journal and deployed revisions")

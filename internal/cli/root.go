@@ -49,6 +49,7 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 // global flags. Commands receive it instead of reading process globals.
 type app struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader
 	env            func(string) string
 	now            func() time.Time
 	global         globalOptions
@@ -66,6 +67,7 @@ func newApp(stdout, stderr io.Writer, env func(string) string) *app {
 	return &app{
 		stdout: stdout,
 		stderr: stderr,
+		stdin:  os.Stdin,
 		env:    env,
 		now:    time.Now,
 		global: globalOptions{Output: outputTable},
@@ -106,7 +108,7 @@ func (a *app) execute(ctx context.Context, args []string) int {
 func (a *app) newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "gantry",
-		Short: "Self-hosted DevOps platform: fleet inventory, remote jobs, schedules",
+		Short: "Self-hosted DevOps platform: fleet, jobs, deployments, environments as code",
 		Long: `gantry runs scripts on your fleet of hosts and keeps an inventory of them.
 
 One binary is the control-plane server, the host agent and this client.
@@ -148,6 +150,12 @@ saved by 'gantry login'.`,
 		a.newDeployCmd(),
 		a.newRollbackCmd(),
 		a.newDeploymentsCmd(),
+		a.newPlanCmd(),
+		a.newApplyCmd(),
+		a.newDestroyCmd(),
+		a.newUpCmd(),
+		a.newScaleCmd(),
+		a.newEnvCmd(),
 		a.newVersionCmd(),
 	)
 	return root
@@ -236,6 +244,9 @@ func describeError(err error) string {
 	}
 	msg := err.Error()
 	var se *api.StatusError
+	if errors.As(err, &se) && len(se.Diagnostics) > 0 {
+		return fmt.Sprintf("%s (%d problems):\n%s", se.Message, len(se.Diagnostics), renderDiagnostics(se.Diagnostics))
+	}
 	if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
 		msg += "\nCheck --token / GANTRY_TOKEN, or log in again with 'gantry login --server URL --token TOKEN'."
 	}

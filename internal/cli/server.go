@@ -23,6 +23,7 @@ type serverOptions struct {
 	NATSURL       string
 	Database      string
 	Heartbeat     time.Duration
+	AgentBinary   string
 	Dev           bool
 	Log           logOptions
 }
@@ -87,6 +88,7 @@ processes: no Docker, no root, no external service.`,
 	f.StringVar(&o.NATSURL, "nats-url", "", "use an external NATS at `URL` instead of the embedded one")
 	f.StringVar(&o.Database, "database", "", "PostgreSQL `URL` (postgres://…; env GANTRY_DATABASE_URL); default SQLite in --data-dir")
 	f.DurationVar(&o.Heartbeat, "heartbeat", 5*time.Second, "agent heartbeat interval; a host is offline after 3 missed")
+	f.StringVar(&o.AgentBinary, "agent-binary", "", "static gantry `binary` that environments install as the agent on new machines (default: this binary; it must be built with CGO_ENABLED=0 to run in containers)")
 	f.BoolVar(&o.Dev, "dev", false, "dev mode: also start 3 local agents (role=web ×2, role=db ×1)")
 	o.Log.register(cmd)
 	return cmd
@@ -106,7 +108,7 @@ func runServer(cmd *cobra.Command, o serverOptions) error {
 	started := time.Now()
 	cfg := server.Config{
 		DataDir: o.DataDir, Listen: o.Listen, NATSListen: o.NATSListen, NATSAdvertise: o.NATSAdvertise,
-		NATSURL: o.NATSURL, Database: o.Database, AdminToken: os.Getenv("GANTRY_ADMIN_TOKEN"), Heartbeat: o.Heartbeat, Log: log,
+		NATSURL: o.NATSURL, Database: o.Database, AdminToken: os.Getenv("GANTRY_ADMIN_TOKEN"), Heartbeat: o.Heartbeat, AgentBinary: o.AgentBinary, Log: log,
 	}
 	devTokenFile := filepath.Join(o.DataDir, "dev-admin-token")
 	if o.Dev && cfg.AdminToken == "" {

@@ -785,3 +785,21 @@ func (e *Engine) activeIn(groupID string) string {
 	}
 	return ""
 }
+
+// HostBusy reports whether a host has a part in a deployment that is not
+// final (pending or in progress): scale-in leaves such hosts alone.
+func (e *Engine) HostBusy(hostID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.active {
+		for _, h := range r.d.Hosts {
+			if h.HostID == hostID && !finalHost(h.State) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Active returns the id of the group's deployment that is not final, or "".
+func (e *Engine) Active(groupID string) string { return e.activeIn(groupID) }

@@ -140,6 +140,7 @@ type execState struct {
 	user, script                string
 	kind                        string
 	deploy                      *protocol.DeployCommand // kind deploy: the command to send
+	exec                        *protocol.ExecCommand   // kind lifecycle: the command to send
 	dispatchedAt, lastSent      time.Time
 	startedAt                   time.Time
 }
@@ -206,11 +207,18 @@ func (e *Engine) track(j api.Job, execs []api.Execution) {
 		js.order = append(js.order, x.ID)
 		es := &execState{id: x.ID, jobID: j.ID, hostID: x.HostID, hostName: x.HostName, state: x.State,
 			timeout: time.Duration(j.TimeoutSeconds) * time.Second, user: j.User, script: j.Script, kind: j.Kind}
-		if j.Kind == api.JobKindDeploy {
+		switch j.Kind {
+		case api.JobKindDeploy:
 			es.deploy = &protocol.DeployCommand{}
 			if err := json.Unmarshal(x.Payload, es.deploy); err != nil && !api.ExecDone(x.State) {
 				e.log.Error("execution with an unreadable payload: it will fail", "exec", x.ID, "err", err)
 				es.deploy = nil
+			}
+		case api.JobKindLifecycle:
+			es.exec = &protocol.ExecCommand{}
+			if err := json.Unmarshal(x.Payload, es.exec); err != nil && !api.ExecDone(x.State) {
+				e.log.Error("execution with an unreadable payload: it will fail", "exec", x.ID, "err", err)
+				es.exec = nil
 			}
 		}
 		if x.DispatchedAt != nil {

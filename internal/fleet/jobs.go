@@ -281,6 +281,10 @@ func (e *Engine) command(x *execState, now time.Time) protocol.Command {
 	}
 	c.Kind = protocol.CmdExec
 	c.Exec = &protocol.ExecCommand{JobID: x.jobID, Script: x.script, TimeoutSeconds: int(x.timeout / time.Second), User: x.user, OutputCap: e.cfg.OutputCap}
+	if x.kind == api.JobKindLifecycle && x.exec != nil {
+		// The job's script with this host's environment and context.
+		c.Exec.Env, c.Exec.Context = x.exec.Env, x.exec.Context
+	}
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/deploy"
 	"github.com/gantry-dev/gantry/internal/fleet"
+	"github.com/gantry-dev/gantry/internal/infra"
 	"github.com/gantry-dev/gantry/internal/store"
 )
 
@@ -30,8 +31,18 @@ func errForbidden(msg string) error  { return &apiError{http.StatusForbidden, "f
 // place where errors become HTTP statuses.
 func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) {
 	var ae *apiError
+	var de *infra.DiagError
 	status, code := http.StatusInternalServerError, "internal"
 	switch {
+	case errors.As(err, &de):
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: "the definition has errors", Code: "invalid_definition", Diagnostics: de.Diags})
+		return
+	case errors.Is(err, infra.ErrInvalid):
+		status, code = http.StatusBadRequest, "bad_request"
+	case errors.Is(err, infra.ErrLocked):
+		status, code = http.StatusConflict, "locked"
+	case errors.Is(err, infra.ErrStale):
+		status, code = http.StatusConflict, "stale_plan"
 	case errors.As(err, &ae):
 		status, code = ae.status, ae.code
 	case errors.Is(err, fleet.ErrInvalid), errors.Is(err, deploy.ErrInvalid):

@@ -26,6 +26,7 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/deploy"
 	"github.com/gantry-dev/gantry/internal/fleet"
+	"github.com/gantry-dev/gantry/internal/infra"
 	"github.com/gantry-dev/gantry/internal/store"
 )
 
@@ -37,6 +38,8 @@ type Deps struct {
 	Revisions *deploy.Revisions
 	// Deploy runs deployment groups and deployments.
 	Deploy *deploy.Engine
+	// Infra plans and applies environments.
+	Infra *infra.Engine
 	// Capabilities checks bundle download capabilities.
 	Capabilities deploy.Capabilities
 	// Blobs caches the bundles agents download (nil: read the store each time).
@@ -100,7 +103,11 @@ func (a *API) wrap(rt route) http.Handler {
 			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, tok))
 		}
 		if rt.Body != nil {
-			r.Body = http.MaxBytesReader(sw, r.Body, 1<<20)
+			limit := rt.MaxBody
+			if limit == 0 {
+				limit = 1 << 20
+			}
+			r.Body = http.MaxBytesReader(sw, r.Body, limit)
 		}
 		rt.Handler(sw, r)
 	})

@@ -27,7 +27,9 @@ type route struct {
 	Resp                  any    // response body type
 	Status                int    // success status (default 200)
 	Query                 []string
-	Handler               http.HandlerFunc
+	// MaxBody caps the request body (default 1 MiB).
+	MaxBody int64
+	Handler http.HandlerFunc
 }
 
 // Whoami is the body of GET /api/v1/whoami.
@@ -60,7 +62,7 @@ func (a *API) routes() []route {
 		{Method: "POST", Path: "/api/v1/apps/{app}/revisions", Summary: "Push a bundle (.tar.gz or .zip bytes as the body) as a revision; 200 if it was pushed before.", Query: []string{"description"}, RawBody: "application/octet-stream", Resp: api.Revision{}, Status: 201, Handler: a.pushRevision},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions", Summary: "List an application's revisions, newest first.", Resp: []api.Revision{}, Handler: a.listRevisions},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions/{rev}", Summary: "Show a revision with its appspec.yml.", Resp: api.Revision{}, Handler: a.getRevision},
-	}, a.deploymentRoutes()...), []route{
+	}, append(a.deploymentRoutes(), a.envRoutes()...)...), []route{
 		{Method: "POST", Path: "/api/v1/schedules", Summary: "Run a job on a cron schedule.", Body: api.Schedule{}, Resp: api.Schedule{}, Status: 201, Handler: a.createSchedule},
 		{Method: "GET", Path: "/api/v1/schedules", Summary: "List schedules.", Resp: []api.Schedule{}, Handler: a.listSchedules},
 		{Method: "DELETE", Path: "/api/v1/schedules/{id}", Summary: "Delete a schedule.", Status: 204, Handler: a.deleteSchedule},

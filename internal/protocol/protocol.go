@@ -77,6 +77,13 @@ type ExecCommand struct {
 	TimeoutSeconds int    `json:"timeout_seconds"`
 	User           string `json:"user,omitempty"`
 	OutputCap      int    `json:"output_cap"` // bytes kept per stream
+	// Env is extra environment for the script (lifecycle events:
+	// GANTRY_ENV, GANTRY_EVENT, …); it cannot override the GANTRY_JOB_ID,
+	// GANTRY_EXECUTION_ID, GANTRY_HOST_ID and GANTRY_HOST_NAME the agent sets.
+	Env map[string]string `json:"env,omitempty"`
+	// Context, if set, is written by the agent to a file of its own (mode
+	// 0600) whose path the script gets in GANTRY_CONTEXT; removed after.
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // Hello is sent by an agent each time it connects.

@@ -29,7 +29,9 @@ import (
 	"github.com/gantry-dev/gantry/internal/fleet"
 	"github.com/gantry-dev/gantry/internal/httpapi"
 	"github.com/gantry-dev/gantry/internal/ids"
+	"github.com/gantry-dev/gantry/internal/infra"
 	"github.com/gantry-dev/gantry/internal/protocol"
+	"github.com/gantry-dev/gantry/internal/provider"
 	"github.com/gantry-dev/gantry/internal/store"
 	"github.com/gantry-dev/gantry/internal/store/postgres"
 	"github.com/gantry-dev/gantry/internal/store/sqlite"
@@ -55,6 +57,9 @@ type Config struct {
 	AdminToken string
 	// Heartbeat is the agents' heartbeat interval (default 5s).
 	Heartbeat time.Duration
+	// AgentBinary is the static gantry binary that providers install as
+	// the agent on new machines (default: this server's own executable).
+	AgentBinary string
 	// Log receives the server's structured log.
 	Log *slog.Logger
 }
@@ -67,6 +72,7 @@ type Server struct {
 	bus    *bus.Bus
 	fleet  *fleet.Engine
 	deploy *deploy.Engine
+	infra  *infra.Engine
 	http   *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -124,8 +130,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	caps := deploy.Capabilities{Key: capKey}
-	s.fleet = fleet.New(s.st, send, fleet.Config{Heartbeat: cfg.Heartbeat, OnExecDone: func(job, exec string) { s.deploy.ExecDone(job, exec) }}, cfg.Log)
+	s.fleet = fleet.New(s.st, send, fleet.Config{Heartbeat: cfg.Heartbeat, OnExecDone: func(job, exec string) {
+		s.deploy.ExecDone(job, exec)
+		s.infra.Kick()
+	}}, cfg.Log)
 	s.deploy = deploy.NewEngine(s.st, s.fleet, caps.Path, deploy.EngineConfig{}, cfg.Log)
+	s.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	if s.infra, err = s.newInfra(); err != nil {
+		return nil, err
+	}
 	if err := s.subscribe(); err != nil {
 		return nil, err
 	}
@@ -137,16 +153,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.deploy.Start(ectx); err != nil {
 		return nil, err
 	}
+	s.infra.Start(ectx)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Deps{
-		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Capabilities: caps, Blobs: deploy.NewBlobCache(s.st, blobCacheBytes), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
+		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Infra: s.infra, Capabilities: caps, Blobs: deploy.NewBlobCache(s.st, blobCacheBytes), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
 		Ready: s.ready.Load, Log: cfg.Log, Registry: reg,
 	})
-	s.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
-	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -157,6 +170,41 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ok = true
 	s.log.Info("gantry server ready", "http", s.URL(), "nats", s.bus.AgentURLs(), "data_dir", cfg.DataDir, "database", storeKind(cfg))
 	return s, nil
+}
+
+// newInfra makes the environments engine: machines get this server's
+// own binary (or --agent-binary) as their agent, and join tokens of one
+// use.
+func (s *Server) newInfra() (*infra.Engine, error) {
+	bin := s.cfg.AgentBinary
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own binary for agents: %w", err)
+		}
+		bin = self
+	}
+	busURL := ""
+	if urls := s.bus.AgentURLs(); len(urls) > 0 {
+		busURL = urls[0]
+	}
+	newToken := func(ctx context.Context, labels map[string]string, ttl time.Duration) (string, error) {
+		secret := ids.Secret("gjt")
+		now := time.Now().UTC()
+		err := s.st.CreateJoinToken(ctx, store.JoinTokenRecord{Hash: httpapi.HashToken(secret), JoinToken: api.JoinToken{
+			ID: ids.New("jt"), Labels: labels, ExpiresAt: now.Add(ttl), MaxUses: 1, CreatedAt: now}})
+		return secret, err
+	}
+	revoke := func(hostID string) {
+		if h, err := s.st.GetHost(context.Background(), hostID); err == nil {
+			_ = s.bus.Disconnect(h.NKey)
+		}
+		s.fleet.Forget(hostID)
+	}
+	return infra.New(s.st, s.fleet, s.deploy, infra.Config{
+		DataDir: filepath.Join(s.cfg.DataDir, "infra"), Agent: provider.Agent{Binary: bin, ServerURL: s.URL(), BusURL: busURL},
+		Revoke: revoke, NewJoinToken: newToken,
+	}, s.log), nil
 }
 
 // blobCacheBytes bounds the memory of recently served bundles.
@@ -272,6 +320,7 @@ func (s *Server) subscribe() error {
 			var h protocol.Hello
 			if json.Unmarshal(m.Data, &h) == nil {
 				s.fleet.HandleHello(ctx, host, h)
+				s.infra.Kick()
 			}
 			if m.Reply != "" {
 				b, _ := json.Marshal(protocol.HelloReply{HeartbeatMillis: s.fleet.Heartbeat().Milliseconds()})
@@ -351,6 +400,9 @@ func (s *Server) Close() {
 	}
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if s.infra != nil {
+		s.infra.Close()
 	}
 	if s.bus != nil {
 		s.bus.Close()

@@ -122,6 +122,24 @@ type Lease struct {
 	ExpiresAt time.Time
 }
 
+// Environment is an environment instance: its state and what it was last
+// applied from. The engine (internal/infra) owns the JSON formats.
+type Environment struct {
+	Name string
+	// Serial grows with every state write (compare-and-set).
+	Serial int64
+	// State is the JSON of the engine's state.
+	State []byte
+	// Definition is the packed definition directory last applied.
+	Definition []byte
+	// Vars is the JSON of the --var assignments last applied.
+	Vars []byte
+	// Events is the JSON of recent lifecycle runs.
+	Events    []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
 // Store is all durable state. Every method is safe for concurrent use.
 type Store interface {
 	// Hosts
@@ -213,6 +231,9 @@ type Store interface {
 	// ErrConflict if it has a group of that name.
 	CreateGroup(ctx context.Context, g api.DeploymentGroup) error
 	GetGroup(ctx context.Context, app, name string) (api.DeploymentGroup, error)
+	// UpdateGroupSettings changes the selector, config, health check and
+	// auto-rollback of the group with g.ID (ErrNotFound if none).
+	UpdateGroupSettings(ctx context.Context, g api.DeploymentGroup) error
 	// ListGroups returns an application's groups ordered by name, or every
 	// group (ordered by app, then name) when app is "".
 	ListGroups(ctx context.Context, app string) ([]api.DeploymentGroup, error)
@@ -241,6 +262,24 @@ type Store interface {
 	// HostRevisions returns, for a group, each host's last successfully
 	// deployed revision, by host id.
 	HostRevisions(ctx context.Context, groupID string) (map[string]HostRevision, error)
+
+	// ReleaseLease gives up the named lease if holder holds it (no error
+	// otherwise).
+	ReleaseLease(ctx context.Context, name, holder string) error
+
+	// Environments
+	GetEnvironment(ctx context.Context, name string) (Environment, error)
+	// ListEnvironments returns every environment ordered by name.
+	ListEnvironments(ctx context.Context) ([]Environment, error)
+	// SaveEnvironment writes e's state, definition and vars with serial
+	// e.Serial (> prev) if the stored serial is still prev; prev 0 creates
+	// it. ErrConflict if the serial moved (or, for prev 0, it exists).
+	SaveEnvironment(ctx context.Context, e Environment, prev int64) error
+	// SetEnvironmentEvents replaces the lifecycle runs (JSON) without
+	// changing the serial. ErrNotFound if the environment does not exist.
+	SetEnvironmentEvents(ctx context.Context, name string, events []byte) error
+	// DeleteEnvironment removes an environment (gone already is no error).
+	DeleteEnvironment(ctx context.Context, name string) error
 
 	// Settings: small server-wide values (e.g. schema markers).
 	GetSetting(ctx context.Context, key string) ([]byte, error)

@@ -175,6 +175,28 @@ func (s *Store) CreateGroup(ctx context.Context, g api.DeploymentGroup) error {
 	return nil
 }
 
+// UpdateGroupSettings changes a group's selector, configuration, health
+// check and automatic rollback (found by id).
+func (s *Store) UpdateGroupSettings(ctx context.Context, g api.DeploymentGroup) error {
+	hc := ""
+	if g.HealthCheck != nil {
+		b, err := json.Marshal(g.HealthCheck)
+		if err != nil {
+			return fmt.Errorf("update group %s: encode health check: %w", g.ID, err)
+		}
+		hc = string(b)
+	}
+	n, err := s.exec(ctx, "UPDATE deployment_groups SET selector = ?, config = ?, health_check = ?, auto_rollback = ? WHERE id = ?",
+		g.Selector, g.Config, hc, g.AutoRollback, g.ID)
+	if err != nil {
+		return fmt.Errorf("update group %s: %w", g.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("group %s: %w", g.ID, store.ErrNotFound)
+	}
+	return nil
+}
+
 // GetGroup returns an application's group by name.
 func (s *Store) GetGroup(ctx context.Context, app, name string) (api.DeploymentGroup, error) {
 	g, err := scanGroup(s.r.QueryRowContext(ctx, s.q("SELECT "+groupCols+" FROM deployment_groups WHERE app = ? AND name = ?"), app, name))

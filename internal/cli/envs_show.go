@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/diag"
+)
+
+func (a *app) newEnvCmd() *cobra.Command {
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List environments",
+		Example: "  gantry env ls\n  gantry env ls -o json",
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			envs, err := c.ListEnvs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			now := a.now()
+			return emitList(a, envs, "No environments. Create one with: gantry up DIR --env NAME", func(w io.Writer) error {
+				t := newTable(w, "NAME", "MACHINES", "ONLINE", "RESOURCES", "SERIAL", "LOCK", "UPDATED")
+				for _, e := range envs {
+					online := 0
+					for _, m := range e.Machines {
+						if m.Phase == api.PhaseOnline {
+							online++
+						}
+					}
+					t.row(e.Name, fmt.Sprint(len(e.Machines)), fmt.Sprint(online), fmt.Sprint(len(e.Resources)), fmt.Sprint(e.Serial), orDash(e.Lock), relTime(e.UpdatedAt, now))
+				}
+				return t.flush()
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use:     "show NAME",
+		Short:   "Show an environment: machines and their phase, resources, outputs, lifecycle runs",
+		Example: "  gantry env show dev\n  gantry env show dev -o json",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			e, err := c.GetEnv(cmd.Context(), args[0])
+			if err != nil {
+				return notFoundHint(err)
+			}
+			return a.emit(e, func(w io.Writer) error { return showEnv(w, e, a) })
+		},
+	}
+	outputs := &cobra.Command{
+		Use:     "outputs NAME",
+		Short:   "Print an environment's outputs",
+		Example: "  gantry env outputs dev\n  gantry env outputs dev -o json | jq -r .url",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			e, err := c.GetEnv(cmd.Context(), args[0])
+			if err != nil {
+				return notFoundHint(err)
+			}
+			outs := e.Outputs
+			if outs == nil {
+				outs = map[string]any{}
+			}
+			return a.emit(outs, func(w io.Writer) error {
+				if len(outs) == 0 {
+					_, err := fmt.Fprintln(w, "No outputs.")
+					return err
+				}
+				printOutputs(w, outs)
+				return nil
+			})
+		},
+	}
+	return newGroupCmd("env", "List and inspect environments (plan, apply, up, scale and destroy change them)",
+		"  gantry env ls\n  gantry env show dev\n  gantry env outputs dev -o json", ls, show, outputs)
+}
+
+func notFoundHint(err error) error {
+	var se *api.StatusError
+	if asStatus(err, &se) && se.Code == "not_found" {
+		return fmt.Errorf("%w (%v)", errNoEnv, err)
+	}
+	return err
+}
+
+func showEnv(w io.Writer, e api.Environment, a *app) error {
+	now := a.now()
+	fmt.Fprintf(w, "Environment %s (state serial %d, updated %s)\n", e.Name, e.Serial, relTime(e.UpdatedAt, now))
+	if e.Lock != "" {
+		fmt.Fprintf(w, "Locked: %s\n", e.Lock)
+	}
+	fmt.Fprintln(w)
+	if len(e.Machines) > 0 {
+		if err := machineTable(w, e.Machines); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
+	var nets []api.EnvResource
+	for _, r := range e.Resources {
+		if r.Kind != "machine" {
+			nets = append(nets, r)
+		}
+	}
+	if len(nets) > 0 {
+		t := newTable(w, "RESOURCE", "PROVIDER", "ID")
+		for _, r := range nets {
+			t.row(r.Address, r.Provider, shortText(r.ProviderID, 24))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
+	printOutputs(w, e.Outputs)
+	if len(e.Events) > 0 {
+		fmt.Fprintln(w, "\nLifecycle runs (newest last):")
+		t := newTable(w, "EVENT", "STATE", "HOSTS", "STARTED", "JOB")
+		runs := e.Events
+		if len(runs) > 15 {
+			runs = runs[len(runs)-15:]
+		}
+		for _, r := range runs {
+			t.row(r.Event, r.State, orDash(strings.Join(r.Hosts, ",")), relTime(r.CreatedAt, now), r.ID)
+		}
+		return t.flush()
+	}
+	return nil
+}
+
+func shortText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// renderDiagnostics formats a definition's problems like a compiler, with
+// the source line and a caret.
+func renderDiagnostics(ds []api.Diagnostic) string {
+	var b strings.Builder
+	for i, d := range ds {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(diag.Diagnostic{File: d.File, Line: d.Line, Column: d.Column, Field: d.Field, Message: d.Message, Snippet: d.Snippet}.Error())
+	}
+	return b.String()
+}
+
+func asStatus(err error, se **api.StatusError) bool { return errors.As(err, se) }

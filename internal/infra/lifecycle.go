@@ -1,0 +1,787 @@
+package infra
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/protocol"
+	"github.com/gantry-dev/gantry/internal/store"
+)
+
+// lifecycle runs the machines' lifecycle events (OpsWorks semantics):
+// setup once on a new machine after its agent joins, then the group's
+// deployment (the deployment engine, through a deployment group that
+// selects set-up machines), and configure on every machine of the
+// environment whenever a machine enters or leaves online, a burst of such
+// changes coalesced into one run (a run still going when the next starts
+// is marked superseded). Shutdown runs before a machine is destroyed (the
+// applier calls it).
+//
+// What it acts on is derived from durable records, so a restarted server
+// goes on where it was: a host's setup is the job "su-<host>" (created at
+// most once, the agent starts it at most once), setup done is the host
+// label gantry.setup=done, deployed is the host's revision in the
+// deployment group, and the last configure's membership is in the
+// environment's recorded runs.
+type lifecycle struct {
+	e *Engine
+
+	mu       sync.Mutex
+	byName   map[string]store.HostRecord // live hosts, by name (last tick)
+	runs     map[string][]api.LifecycleRun
+	loaded   map[string]bool
+	members  map[string]string    // env -> membership signature configured last
+	changed  map[string]time.Time // env -> when membership changed, pending configure
+	deployed map[string]bool      // group id/revision deployments started
+	seq      map[string]int
+}
+
+func newLifecycle(e *Engine) *lifecycle {
+	return &lifecycle{e: e, byName: map[string]store.HostRecord{}, runs: map[string][]api.LifecycleRun{}, loaded: map[string]bool{},
+		members: map[string]string{}, changed: map[string]time.Time{}, deployed: map[string]bool{}, seq: map[string]int{}}
+}
+
+// maxRuns is how many lifecycle runs an environment keeps.
+const maxRuns = 200
+
+// Start runs the lifecycle controller until ctx ends.
+func (e *Engine) Start(ctx context.Context) {
+	go e.reattach(ctx)
+	go func() {
+		t := time.NewTicker(e.cfg.Tick)
+		defer t.Stop()
+		for {
+			if err := e.lc.tick(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("environment lifecycle", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-e.kick:
+			}
+		}
+	}()
+}
+
+// reattach reads every recorded machine once at start, so that providers
+// re-establish what lives in the server process (the docker provider's
+// forwarders that containers reach the server through).
+func (e *Engine) reattach(ctx context.Context) {
+	recs, err := e.st.ListEnvironments(ctx)
+	if err != nil {
+		e.log.Error("reattach machines", "err", err)
+		return
+	}
+	for _, rec := range recs {
+		st, err := decodeState(rec.Name, rec.State)
+		if err != nil || len(st.allMachines()) == 0 {
+			continue
+		}
+		var vars []string
+		_ = json.Unmarshal(rec.Vars, &vars)
+		def, err := e.loadDefinition(rec.Name, rec.Definition, vars)
+		if err != nil {
+			def = nil // providers of the default configuration
+		}
+		for _, r := range st.allMachines() {
+			p, err := e.stateProvider(def, r.Provider)
+			if err != nil {
+				continue
+			}
+			if _, _, err := p.ReadMachine(ctx, r.ID); err != nil {
+				e.log.Warn("reattach machine", "env", rec.Name, "machine", r.Address, "err", err)
+			}
+		}
+	}
+}
+
+func (l *lifecycle) hostID(name string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, ok := l.byName[name]
+	return h.ID, ok
+}
+
+// expect and leaving wake the controller when an apply adds or removes a
+// machine.
+func (l *lifecycle) expect(env, name string)  { l.e.Kick() }
+func (l *lifecycle) leaving(env, name string) { l.e.Kick() }
+
+// machineView is one machine's derived lifecycle state.
+type machineView struct {
+	r     *Resource
+	host  store.HostRecord
+	found bool
+	phase string
+	err   string
+	rev   string
+}
+
+// tick looks at every environment once.
+func (l *lifecycle) tick(ctx context.Context) error {
+	envs, err := l.e.st.ListEnvironments(ctx)
+	if err != nil {
+		return err
+	}
+	hosts, err := l.e.st.ListHosts(ctx, false)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]store.HostRecord, len(hosts))
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	l.mu.Lock()
+	l.byName = byName
+	l.mu.Unlock()
+	var errs []error
+	for _, rec := range envs {
+		st, err := decodeState(rec.Name, rec.State)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := l.tickEnv(ctx, rec, st, byName); err != nil {
+			errs = append(errs, fmt.Errorf("environment %s: %w", rec.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *lifecycle) tickEnv(ctx context.Context, rec store.Environment, st *State, byName map[string]store.HostRecord) error {
+	env := rec.Name
+	l.loadRuns(rec)
+	views, err := l.views(ctx, st, byName)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if err := l.advance(ctx, env, st, v); err != nil {
+			l.e.log.Error("machine lifecycle", "env", env, "machine", v.r.Name, "err", err)
+		}
+	}
+	if err := l.ensureDeployments(ctx, st, views); err != nil {
+		l.e.log.Error("environment deployment", "env", env, "err", err)
+	}
+	if err := l.updateRuns(ctx, env); err != nil {
+		return err
+	}
+	return l.maybeConfigure(ctx, env, st, views)
+}
+
+// views derives every machine's phase.
+func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]store.HostRecord) ([]machineView, error) {
+	revs := map[string]map[string]store.HostRevision{}
+	groups := map[string]api.DeploymentGroup{}
+	var out []machineView
+	for _, r := range st.allMachines() {
+		v := machineView{r: r}
+		v.host, v.found = byName[r.Name]
+		var rec *GroupRecord
+		if g := st.Resources[groupAddress(r)]; g != nil {
+			rec = g.Spec
+		}
+		switch {
+		case !v.found:
+			v.phase = api.PhaseJoining
+		case v.host.Labels[LabelSetup] != "done":
+			v.phase = api.PhaseSetup
+			if rec != nil && rec.Setup != "" {
+				if j, err := l.e.st.GetJob(ctx, setupJobID(v.host.ID)); err == nil && j.State == api.JobFinished && !jobSucceeded(j) {
+					v.phase, v.err = api.PhaseFailed, "setup failed: "+jobFailure(j)
+				}
+			}
+		case rec != nil && rec.App != "":
+			key := rec.App + "/" + rec.DeployGroup
+			g, ok := groups[key]
+			if !ok {
+				var err error
+				if g, err = l.e.st.GetGroup(ctx, rec.App, rec.DeployGroup); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return nil, err
+				}
+				groups[key] = g
+			}
+			if g.ID == "" {
+				v.phase = api.PhaseDeploying
+				break
+			}
+			hr, ok := revs[g.ID]
+			if !ok {
+				var err error
+				if hr, err = l.e.st.HostRevisions(ctx, g.ID); err != nil {
+					return nil, err
+				}
+				revs[g.ID] = hr
+			}
+			v.rev = hr[v.host.ID].Revision
+			if v.rev == rec.Revision {
+				v.phase = l.onlineOrNot(v.host.ID)
+			} else {
+				v.phase = api.PhaseDeploying
+				if l.e.dep.Active(g.ID) == "" && l.deployFailed(ctx, g, rec.Revision, v.host.ID) {
+					v.phase, v.err = api.PhaseFailed, "deployment of "+rec.Revision+" failed on this machine (see `gantry deployments ls "+rec.App+"`)"
+				}
+			}
+		default:
+			v.phase = l.onlineOrNot(v.host.ID)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (l *lifecycle) onlineOrNot(hostID string) string {
+	if l.e.fl.HostOnline(hostID) {
+		return api.PhaseOnline
+	}
+	return api.PhaseOffline
+}
+
+// deployFailed reports whether the group's last deployment of rev failed
+// on the host.
+func (l *lifecycle) deployFailed(ctx context.Context, g api.DeploymentGroup, rev, hostID string) bool {
+	deps, err := l.e.st.ListDeployments(ctx, g.App, 50)
+	if err != nil {
+		return false
+	}
+	for _, d := range deps {
+		if d.GroupID != g.ID || d.Revision != rev || !api.DeployDone(d.State) {
+			continue
+		}
+		full, err := l.e.st.GetDeployment(ctx, d.ID)
+		if err != nil {
+			return false
+		}
+		for _, h := range full.Hosts {
+			if h.HostID == hostID {
+				return h.State == api.HostDeployFailed
+			}
+		}
+	}
+	return false
+}
+
+// advance starts a machine's setup or marks it done.
+func (l *lifecycle) advance(ctx context.Context, env string, st *State, v machineView) error {
+	if !v.found || v.phase != api.PhaseSetup {
+		return nil
+	}
+	var rec *GroupRecord
+	if g := st.Resources[groupAddress(v.r)]; g != nil {
+		rec = g.Spec
+	}
+	if rec == nil {
+		return nil
+	}
+	done := func() error {
+		labels := map[string]string{}
+		for k, val := range v.host.Labels {
+			labels[k] = val
+		}
+		labels[LabelSetup] = "done"
+		l.e.Kick()
+		return l.e.st.SetHostLabels(ctx, v.host.ID, labels)
+	}
+	if rec.Setup == "" {
+		return done()
+	}
+	id := setupJobID(v.host.ID)
+	j, err := l.e.st.GetJob(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if !l.e.fl.HostOnline(v.host.ID) {
+			return nil
+		}
+		ctxJSON, envv := l.context(env, st, "setup", v.r, nil)
+		if _, err := l.e.runJob(ctx, id, rec.Setup, rec.SetupTimeout, []target{{v.host, envv, ctxJSON}}); err != nil {
+			return err
+		}
+		l.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "setup", State: "running", Hosts: []string{v.r.Name}, CreatedAt: l.e.now().UTC()})
+		return nil
+	case err != nil:
+		return err
+	case j.State == api.JobFinished && jobSucceeded(j):
+		return done()
+	}
+	return nil
+}
+
+// ensureDeployments starts a group's first (or changed) revision's
+// deployment once one of its machines is set up; later machines get it
+// from the deployment engine's catch-up.
+func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []machineView) error {
+	ready := map[string]bool{} // group address with a set-up machine
+	for _, v := range views {
+		if v.found && v.host.Labels[LabelSetup] == "done" {
+			ready[groupAddress(v.r)] = true
+		}
+	}
+	for addr := range ready {
+		g := st.Resources[addr]
+		if g == nil || g.Spec == nil || g.Spec.App == "" {
+			continue
+		}
+		rec := g.Spec
+		dg, err := l.e.st.GetGroup(ctx, rec.App, rec.DeployGroup)
+		if err != nil {
+			return err
+		}
+		key := dg.ID + "/" + rec.Revision
+		l.mu.Lock()
+		started := l.deployed[key]
+		l.mu.Unlock()
+		if dg.Revision == rec.Revision || started || l.e.dep.Active(dg.ID) != "" {
+			continue
+		}
+		if last := l.lastDeployment(ctx, dg); last != nil && last.Revision == rec.Revision {
+			l.mu.Lock()
+			l.deployed[key] = true // tried already (before a restart): no retry loop
+			l.mu.Unlock()
+			continue
+		}
+		d, err := l.e.dep.Deploy(ctx, rec.App, rec.DeployGroup, api.DeployRequest{Revision: rec.Revision, Description: "environment " + st.Env})
+		if err != nil {
+			return fmt.Errorf("deploy %s to %s: %w", rec.Revision, rec.DeployGroup, err)
+		}
+		l.mu.Lock()
+		l.deployed[key] = true
+		l.mu.Unlock()
+		l.e.log.Info("environment deployment started", "env", st.Env, "group", g.Group, "deployment", d.ID, "revision", rec.Revision)
+	}
+	return nil
+}
+
+func (l *lifecycle) lastDeployment(ctx context.Context, g api.DeploymentGroup) *api.Deployment {
+	deps, err := l.e.st.ListDeployments(ctx, g.App, 20)
+	if err != nil {
+		return nil
+	}
+	for _, d := range deps {
+		if d.GroupID == g.ID && d.Kind != "catch-up" {
+			return &d
+		}
+	}
+	return nil
+}
+
+// membership is the signature of the online machines.
+func membership(views []machineView) (string, []string) {
+	var names []string
+	for _, v := range views {
+		if v.phase == api.PhaseOnline {
+			names = append(names, v.r.Name)
+		}
+	}
+	sort.Strings(names)
+	return strings.Join(names, ","), names
+}
+
+// maybeConfigure fires configure once membership has settled.
+func (l *lifecycle) maybeConfigure(ctx context.Context, env string, st *State, views []machineView) error {
+	sig, online := membership(views)
+	now := l.e.now()
+	l.mu.Lock()
+	last, known := l.members[env]
+	if !known {
+		last = l.lastConfiguredLocked(env)
+		l.members[env] = last
+	}
+	if sig == last {
+		delete(l.changed, env)
+		l.mu.Unlock()
+		return nil
+	}
+	at, pending := l.changed[env]
+	if !pending {
+		l.changed[env] = now
+		l.mu.Unlock()
+		return nil
+	}
+	if now.Sub(at) < l.e.cfg.Debounce {
+		l.mu.Unlock()
+		return nil
+	}
+	delete(l.changed, env)
+	l.members[env] = sig
+	l.seq[env]++
+	n := l.seq[env]
+	l.mu.Unlock()
+	return l.configure(ctx, env, st, views, online, n)
+}
+
+// configure runs each group's configure script on its online machines.
+func (l *lifecycle) configure(ctx context.Context, env string, st *State, views []machineView, online []string, n int) error {
+	l.supersede(ctx, env)
+	byGroup := map[string][]machineView{}
+	for _, v := range views {
+		if v.phase == api.PhaseOnline {
+			byGroup[groupAddress(v.r)] = append(byGroup[groupAddress(v.r)], v)
+		}
+	}
+	stamp := strconv.FormatInt(l.e.now().UnixNano(), 36)
+	ran := false
+	var errs []error
+	for _, addr := range sortedKeys(byGroup) {
+		g := st.Resources[addr]
+		if g == nil || g.Spec == nil || g.Spec.Configure == "" {
+			continue
+		}
+		var ts []target
+		var names []string
+		for _, v := range byGroup[addr] {
+			c, ev := l.context(env, st, "configure", v.r, views)
+			ts = append(ts, target{v.host, ev, c})
+			names = append(names, v.r.Name)
+		}
+		id := fmt.Sprintf("cf-%s-%s-%d-%s", env, stamp, n, g.Group)
+		if _, err := l.e.runJob(ctx, id, g.Spec.Configure, g.Spec.ConfigureTimeout, ts); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ran = true
+		l.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "configure", State: "running", Hosts: names, Online: online,
+			Reason: "machines online: " + strings.Join(online, ", "), CreatedAt: l.e.now().UTC()})
+	}
+	if !ran && len(errs) == 0 {
+		// Nothing to run: remember the membership all the same.
+		l.addRun(ctx, env, api.LifecycleRun{ID: fmt.Sprintf("cf-%s-%s-%d", env, stamp, n), Event: "configure", State: "succeeded", Online: online,
+			Reason: "no configure script", CreatedAt: l.e.now().UTC(), EndedAt: ptrTime(l.e.now().UTC())})
+	}
+	return errors.Join(errs...)
+}
+
+// supersede marks the configure runs still going as superseded.
+func (l *lifecycle) supersede(ctx context.Context, env string) {
+	l.mu.Lock()
+	changed := false
+	for i := range l.runs[env] {
+		r := &l.runs[env][i]
+		if r.Event == "configure" && r.State == "running" {
+			r.State, changed = "superseded", true
+		}
+	}
+	l.mu.Unlock()
+	if changed {
+		l.saveRuns(ctx, env)
+	}
+}
+
+// lastConfiguredLocked is the membership of the last configure recorded.
+func (l *lifecycle) lastConfiguredLocked(env string) string {
+	runs := l.runs[env]
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].Event == "configure" {
+			names := append([]string(nil), runs[i].Online...)
+			sort.Strings(names)
+			return strings.Join(names, ",")
+		}
+	}
+	return ""
+}
+
+// target is one host of a lifecycle job with its environment and context.
+type target struct {
+	host    store.HostRecord
+	env     map[string]string
+	context json.RawMessage
+}
+
+// runJob creates (at most once, by id) a lifecycle job.
+func (e *Engine) runJob(ctx context.Context, id, script string, timeout int, ts []target) (api.Job, error) {
+	job := api.Job{ID: id, Kind: api.JobKindLifecycle, Selector: "gantry lifecycle", Script: script, TimeoutSeconds: timeout}
+	var execs []api.Execution
+	for _, t := range ts {
+		payload, _ := json.Marshal(protocol.ExecCommand{Env: t.env, Context: t.context})
+		execs = append(execs, api.Execution{ID: id + "-" + t.host.ID, HostID: t.host.ID, HostName: t.host.Name, Payload: payload})
+	}
+	j, err := e.fl.CreateInternalJob(ctx, job, execs)
+	if err != nil {
+		return j, fmt.Errorf("lifecycle job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// waitJob polls a job until it is finished or the deadline passes.
+func (e *Engine) waitJob(ctx context.Context, id string, d time.Duration) (api.Job, error) {
+	deadline := time.Now().Add(d)
+	for {
+		j, err := e.st.GetJob(ctx, id)
+		if err == nil && j.State == api.JobFinished {
+			return j, nil
+		}
+		if time.Now().After(deadline) {
+			return j, fmt.Errorf("job %s did not finish within %s", id, d)
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// shutdown runs a machine's shutdown script and waits for it (its timeout
+// plus a grace period). A machine whose agent is offline is destroyed
+// without it.
+func (e *Engine) shutdown(ctx context.Context, env string, r *Resource, rec *GroupRecord) error {
+	h, err := e.st.GetHostByName(ctx, r.Name)
+	if err != nil {
+		return fmt.Errorf("machine %s never joined: nothing to shut down", r.Name)
+	}
+	if !e.fl.HostOnline(h.ID) {
+		return fmt.Errorf("machine %s is offline: shutdown skipped", r.Name)
+	}
+	st := newState(env)
+	if b, err := e.st.GetEnvironment(ctx, env); err == nil {
+		if s, err := decodeState(env, b.State); err == nil {
+			st = s
+		}
+	}
+	c, ev := e.lc.context(env, st, "shutdown", r, nil)
+	id := "sd-" + h.ID
+	if _, err := e.runJob(ctx, id, rec.Shutdown, rec.ShutdownTimeout, []target{{h, ev, c}}); err != nil {
+		return err
+	}
+	e.lc.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "shutdown", State: "running", Hosts: []string{r.Name}, CreatedAt: e.now().UTC()})
+	j, err := e.waitJob(ctx, id, time.Duration(rec.ShutdownTimeout)*time.Second+30*time.Second)
+	e.lc.finishRun(ctx, env, id, j)
+	if err != nil {
+		return err
+	}
+	if !jobSucceeded(j) {
+		return fmt.Errorf("shutdown script failed on %s: %s", r.Name, jobFailure(j))
+	}
+	return nil
+}
+
+// context builds a lifecycle script's context (JSON at $GANTRY_CONTEXT)
+// and environment. views, when given, decide which machines are online;
+// otherwise the last computed phases are used.
+func (l *lifecycle) context(env string, st *State, event string, self *Resource, views []machineView) (json.RawMessage, map[string]string) {
+	if views == nil {
+		l.mu.Lock()
+		byName := l.byName
+		l.mu.Unlock()
+		vs, err := l.views(context.Background(), st, byName)
+		if err == nil {
+			views = vs
+		}
+	}
+	type hostJSON struct {
+		Name    string `json:"name"`
+		Index   int    `json:"index"`
+		Address string `json:"address"`
+		ID      string `json:"id"`
+	}
+	groups := map[string]map[string][]hostJSON{}
+	addrs := map[string][]string{}
+	for _, r := range st.Resources {
+		if r.Kind == KindGroup {
+			groups[r.Group] = map[string][]hostJSON{"hosts": {}}
+			addrs[r.Group] = nil
+		}
+	}
+	for _, v := range views {
+		if v.phase != api.PhaseOnline {
+			continue
+		}
+		g := v.r.Group
+		if groups[g] == nil {
+			groups[g] = map[string][]hostJSON{"hosts": {}}
+		}
+		groups[g]["hosts"] = append(groups[g]["hosts"], hostJSON{v.r.Name, v.r.Index, v.r.IP, v.host.ID})
+		addrs[g] = append(addrs[g], v.r.IP)
+	}
+	outs := map[string]json.RawMessage{}
+	for k, v := range st.Outputs {
+		outs[k] = v
+	}
+	doc := map[string]any{
+		"env":     env,
+		"event":   event,
+		"host":    map[string]any{"name": self.Name, "group": self.Group, "index": self.Index, "address": self.IP},
+		"groups":  groups,
+		"outputs": outs,
+	}
+	b, _ := json.Marshal(doc)
+	ev := map[string]string{"GANTRY_ENV": env, "GANTRY_EVENT": event, "GANTRY_GROUP": self.Group}
+	for g, as := range addrs {
+		ev["GANTRY_GROUP_"+envKey(g)+"_ADDRESSES"] = strings.Join(as, " ")
+	}
+	return b, ev
+}
+
+// envKey upper-cases a group name for an environment variable name.
+func envKey(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-", "_")) }
+
+func setupJobID(hostID string) string { return "su-" + hostID }
+
+func jobSucceeded(j api.Job) bool {
+	if len(j.Executions) == 0 {
+		return j.Counts[api.ExecSucceeded] > 0 && len(j.Counts) == 1
+	}
+	for _, x := range j.Executions {
+		if x.State != api.ExecSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+// jobFailure says why a job's executions did not all succeed.
+func jobFailure(j api.Job) string {
+	var parts []string
+	for _, x := range j.Executions {
+		if x.State == api.ExecSucceeded {
+			continue
+		}
+		s := x.HostName + ": " + x.State
+		if x.ExitCode != nil {
+			s += " (exit " + strconv.Itoa(*x.ExitCode) + ")"
+		}
+		if x.Error != "" {
+			s += ": " + x.Error
+		}
+		if tail := lastLine(x.Stderr); tail != "" {
+			s += ": " + tail
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[len(s)-200:]
+	}
+	return s
+}
+
+func ptrTime(t time.Time) *time.Time { return &t }
+
+// loadRuns reads an environment's recorded runs once.
+func (l *lifecycle) loadRuns(rec store.Environment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.loaded[rec.Name] {
+		return
+	}
+	var runs []api.LifecycleRun
+	_ = json.Unmarshal(rec.Events, &runs)
+	l.runs[rec.Name] = runs
+	l.loaded[rec.Name] = true
+}
+
+func (l *lifecycle) addRun(ctx context.Context, env string, r api.LifecycleRun) {
+	l.mu.Lock()
+	l.runs[env] = append(l.runs[env], r)
+	if n := len(l.runs[env]); n > maxRuns {
+		l.runs[env] = l.runs[env][n-maxRuns:]
+	}
+	l.mu.Unlock()
+	l.saveRuns(ctx, env)
+}
+
+func (l *lifecycle) saveRuns(ctx context.Context, env string) {
+	l.mu.Lock()
+	b, _ := json.Marshal(l.runs[env])
+	l.mu.Unlock()
+	if err := l.e.st.SetEnvironmentEvents(ctx, env, b); err != nil && !errors.Is(err, store.ErrNotFound) {
+		l.e.log.Error("record lifecycle runs", "env", env, "err", err)
+	}
+}
+
+// finishRun records the end of a run from its job.
+func (l *lifecycle) finishRun(ctx context.Context, env, id string, j api.Job) {
+	l.mu.Lock()
+	changed := false
+	for i := range l.runs[env] {
+		r := &l.runs[env][i]
+		if r.ID != id || r.EndedAt != nil || j.State != api.JobFinished {
+			continue
+		}
+		if r.State == "running" {
+			r.State = "failed"
+			if jobSucceeded(j) {
+				r.State = "succeeded"
+			} else {
+				r.Reason = jobFailure(j)
+			}
+		}
+		r.EndedAt, changed = ptrTime(l.e.now().UTC()), true
+	}
+	l.mu.Unlock()
+	if changed {
+		l.saveRuns(ctx, env)
+	}
+}
+
+// updateRuns ends the runs whose jobs finished.
+func (l *lifecycle) updateRuns(ctx context.Context, env string) error {
+	l.mu.Lock()
+	var open []string
+	for _, r := range l.runs[env] {
+		if r.EndedAt == nil && (r.State == "running" || r.State == "superseded") {
+			open = append(open, r.ID)
+		}
+	}
+	l.mu.Unlock()
+	for _, id := range open {
+		j, err := l.e.st.GetJob(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if j.State == api.JobFinished {
+			l.finishRun(ctx, env, id, j)
+		}
+	}
+	return nil
+}
+
+// failedMachines returns the machines whose setup or deployment failed,
+// by address, with the reason: the next apply replaces them.
+func (l *lifecycle) failedMachines(ctx context.Context, st *State) map[string]string {
+	l.mu.Lock()
+	byName := l.byName
+	l.mu.Unlock()
+	out := map[string]string{}
+	vs, err := l.views(ctx, st, byName)
+	if err != nil {
+		return out
+	}
+	for _, v := range vs {
+		if v.phase == api.PhaseFailed {
+			out[v.r.Address] = v.err
+		}
+	}
+	return out
+}
+
+// runsOf returns an environment's recorded runs.
+func (l *lifecycle) runsOf(env string) []api.LifecycleRun {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]api.LifecycleRun(nil), l.runs[env]...)
+}
+
+func (l *lifecycle) isLoaded(env string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.loaded[env]
+}

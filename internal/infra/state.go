@@ -1,0 +1,171 @@
+package infra
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+)
+
+// Resource kinds in the state.
+const (
+	KindNetwork = "network"
+	KindMachine = "machine"
+	// KindGroup is a group's own record: its scripts, health check and
+	// deployment group (not infrastructure).
+	KindGroup = "group"
+)
+
+// State is what gantry made for one environment instance, as recorded
+// after every step of an apply (the store keeps it as JSON, with a serial
+// that every write moves on).
+type State struct {
+	Env       string               `json:"env"`
+	Resources map[string]*Resource `json:"resources"`
+	// Outputs are the outputs evaluated at the end of the last apply (JSON
+	// values).
+	Outputs map[string]json.RawMessage `json:"outputs,omitempty"`
+	// Scale holds counts set by `gantry scale`, by group: they win over the
+	// definition's count until an apply from a definition replaces them.
+	Scale map[string]int `json:"scale,omitempty"`
+}
+
+// Resource is one recorded resource.
+type Resource struct {
+	Address string `json:"address"` // network.app, group.web[0], group.web, host.legacy
+	Kind    string `json:"kind"`
+	// Group and Index place a machine ("web", 0); a host block's machine
+	// has its name as Group and index 0.
+	Group string `json:"group,omitempty"`
+	Index int    `json:"index,omitempty"`
+	// Provider is "TYPE.NAME"; ID is the provider's id.
+	Provider string `json:"provider,omitempty"`
+	ID       string `json:"id,omitempty"`
+	// Name is the machine's host name or the network's name.
+	Name string `json:"name,omitempty"`
+	// IP is a machine's address; Subnet and Gateway a network's.
+	IP      string `json:"ip,omitempty"`
+	Subnet  string `json:"subnet,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
+	// Attrs are the applied values of the attributes that plans compare.
+	Attrs map[string]string `json:"attrs,omitempty"`
+	// Group records (KindGroup) keep what the lifecycle needs.
+	Spec *GroupRecord `json:"spec,omitempty"`
+	// Host is true for a host block's machine.
+	Host      bool      `json:"host,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// GroupRecord is what the lifecycle of a group's machines needs.
+type GroupRecord struct {
+	Setup            string           `json:"setup,omitempty"`
+	Configure        string           `json:"configure,omitempty"`
+	Shutdown         string           `json:"shutdown,omitempty"`
+	SetupTimeout     int              `json:"setup_timeout,omitempty"`
+	ConfigureTimeout int              `json:"configure_timeout,omitempty"`
+	ShutdownTimeout  int              `json:"shutdown_timeout,omitempty"`
+	HealthCheck      *api.HealthCheck `json:"health_check,omitempty"`
+	// App, DeployGroup, Revision and Config: the group's deployment (App ""
+	// for none). DeployGroup is the deployment group's name in App.
+	App         string `json:"app,omitempty"`
+	DeployGroup string `json:"deploy_group,omitempty"`
+	Revision    string `json:"revision,omitempty"`
+	Config      string `json:"config,omitempty"`
+	Host        bool   `json:"host,omitempty"`
+}
+
+func newState(env string) *State {
+	return &State{Env: env, Resources: map[string]*Resource{}}
+}
+
+func decodeState(env string, b []byte) (*State, error) {
+	st := newState(env)
+	if len(b) == 0 {
+		return st, nil
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("state of environment %s is not readable: %w", env, err)
+	}
+	if st.Resources == nil {
+		st.Resources = map[string]*Resource{}
+	}
+	return st, nil
+}
+
+func (s *State) clone() *State {
+	b, _ := json.Marshal(s)
+	c, _ := decodeState(s.Env, b)
+	return c
+}
+
+// machines returns the machines of a group (or host block), by index.
+func (s *State) machines(group string) []*Resource {
+	var out []*Resource
+	for _, r := range s.Resources {
+		if r.Kind == KindMachine && r.Group == group {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
+}
+
+// allMachines returns every machine, in address order.
+func (s *State) allMachines() []*Resource {
+	var out []*Resource
+	for _, r := range s.Resources {
+		if r.Kind == KindMachine {
+			out = append(out, r)
+		}
+	}
+	sortResources(out)
+	return out
+}
+
+// machineAddress is "group.web[2]" or, for a host block, "host.legacy[0]"
+// (the block's address itself names its record, as for groups).
+func machineAddress(group string, index int, host bool) string {
+	kind := "group."
+	if host {
+		kind = "host."
+	}
+	return kind + group + "[" + strconv.Itoa(index) + "]"
+}
+
+// machineName is the host name of a group's machine.
+func machineName(env, group string, index int, host bool) string {
+	if host {
+		return env + "-" + group
+	}
+	return env + "-" + group + "-" + strconv.Itoa(index)
+}
+
+// lessAddress orders addresses by kind, then name, then index as a number.
+func lessAddress(a, b string) bool {
+	an, ai := splitIndex(a)
+	bn, bi := splitIndex(b)
+	if an != bn {
+		return an < bn
+	}
+	return ai < bi
+}
+
+func splitIndex(a string) (string, int) {
+	i := strings.IndexByte(a, '[')
+	if i < 0 || !strings.HasSuffix(a, "]") {
+		return a, -1
+	}
+	n, err := strconv.Atoi(a[i+1 : len(a)-1])
+	if err != nil {
+		return a, -1
+	}
+	return a[:i], n
+}
+
+func sortResources(rs []*Resource) {
+	sort.Slice(rs, func(i, j int) bool { return lessAddress(rs[i].Address, rs[j].Address) })
+}
