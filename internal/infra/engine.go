@@ -200,31 +200,74 @@ func (e *Engine) providerFor(p *config.Provider) (provider.Provider, provider.In
 	return inst, f.Info, nil
 }
 
-// loadDefinition unpacks a packed definition and loads it.
+// loadDefinition unpacks a packed definition and loads it. Definitions
+// are unpacked once into a directory named by their digest, kept while
+// they may be evaluated (file() and templatefile() read it at apply time);
+// the oldest beyond maxDefinitions are removed.
 func (e *Engine) loadDefinition(env string, packed []byte, vars []string) (*config.Definition, error) {
 	if len(packed) == 0 {
 		return nil, fmt.Errorf("%w: no definition: pass the directory of the environment's *.hcl files", ErrInvalid)
 	}
-	a, err := bundle.Detect(bytes.NewReader(packed), int64(len(packed)))
-	if err != nil {
-		return nil, fmt.Errorf("%w: definition archive: %v", ErrInvalid, err)
-	}
+	sum := sha256.Sum256(packed)
 	parent := filepath.Join(e.cfg.DataDir, "definitions")
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return nil, err
+	dir := filepath.Join(parent, hex.EncodeToString(sum[:]))
+	if _, err := os.Stat(dir); err != nil {
+		if err := e.unpackDefinition(parent, dir, packed); err != nil {
+			return nil, err
+		}
+	} else {
+		now := time.Now()
+		_ = os.Chtimes(dir, now, now)
 	}
-	lim := bundle.DefaultLimits()
-	lim.MaxTotalBytes, lim.MaxEntries = 64<<20, 10_000
-	dir, _, err := bundle.ExtractFresh(parent, a, lim)
-	if err != nil {
-		return nil, fmt.Errorf("%w: definition archive: %v", ErrInvalid, err)
-	}
-	defer os.RemoveAll(dir)
 	def, err := config.Load(dir, env, vars)
 	if err != nil {
 		return nil, diagError(err)
 	}
 	return def, nil
+}
+
+// maxDefinitions is how many unpacked definitions are kept.
+const maxDefinitions = 64
+
+func (e *Engine) unpackDefinition(parent, dir string, packed []byte) error {
+	a, err := bundle.Detect(bytes.NewReader(packed), int64(len(packed)))
+	if err != nil {
+		return fmt.Errorf("%w: definition archive: %v", ErrInvalid, err)
+	}
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return err
+	}
+	lim := bundle.DefaultLimits()
+	lim.MaxTotalBytes, lim.MaxEntries = 256<<20, 20_000
+	tmp, _, err := bundle.ExtractFresh(parent, a, lim)
+	if err != nil {
+		return fmt.Errorf("%w: definition archive: %v", ErrInvalid, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		if _, serr := os.Stat(dir); serr != nil { // not a concurrent unpack of the same
+			return err
+		}
+	}
+	ents, err := os.ReadDir(parent)
+	if err != nil || len(ents) <= maxDefinitions {
+		return nil
+	}
+	type aged struct {
+		name string
+		at   time.Time
+	}
+	var all []aged
+	for _, en := range ents {
+		if fi, err := en.Info(); err == nil && en.Name() != filepath.Base(dir) {
+			all = append(all, aged{en.Name(), fi.ModTime()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	for _, x := range all[:len(all)-maxDefinitions+1] {
+		_ = os.RemoveAll(filepath.Join(parent, x.name))
+	}
+	return nil
 }
 
 // diagError turns a config error into a DiagError when it has diagnostics.

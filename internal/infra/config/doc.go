@@ -1,0 +1,125 @@
+// Package config is the language of environments as code: it loads a
+// directory of HCL2 files into a [Definition], checks it, orders its
+// resources ([Definition.Graph]) and evaluates each resource's body when the
+// engine gets to it ([Definition.EvalGroup], [Definition.EvalHost],
+// [Definition.EvalNetwork], [Definition.EvalOutputs]).
+//
+// # Files
+//
+// Every *.hcl file directly in the directory is part of the definition
+// (files starting with "." are skipped); files in subdirectories are not:
+// they are what file() and templatefile() read. One definition serves many
+// environment instances: `--env NAME` selects one, with its own variables
+// file envs/NAME.hcl (optional) of plain assignments:
+//
+//	web_count = 3
+//	image     = "shop:1.4"
+//
+// # Blocks
+//
+//	variable "image"     { type = string  default = "shop:dev"  description = "…" }
+//	variable "web_count" { type = number  default = 2 }
+//	locals { app_port = 8080 }
+//	provider "docker" "local" { }                      # attributes: provider.Info.Config
+//	network "app" { provider = provider.docker.local  subnet = "10.91.0.0/24" }
+//	group "web" {
+//	  provider  = provider.docker.local                # required
+//	  image     = var.image                            # required where the provider has images
+//	  count     = var.web_count                        # default 1; var., local., env. only
+//	  size { cpus = 0.5  memory = "512MiB" }           # memory: MiB, or a string in MiB/GiB/TiB
+//	  networks  = [network.app]
+//	  labels    = { role = "web" }
+//	  setup     = file("web/setup.sh")
+//	  configure = templatefile("web/configure.sh", { db = group.db.hosts[0].address })
+//	  shutdown  = "echo bye"
+//	  setup_timeout = "10m"                            # also configure_timeout, shutdown_timeout:
+//	                                                   # seconds or a Go duration (600, 300, 120 s)
+//	  health_check { http = "http://127.0.0.1:8080/healthz" }  # or tcp, or command = [...];
+//	                                                   # expect_status, timeout, interval
+//	  deploy { app = "shop"  config = "HalfAtATime" }  # revision optional
+//	  depends_on = [group.db]
+//	  zone = "a"                                       # provider-specific: provider.Info.MachineAttrs
+//	}
+//	host "legacy" { provider = provider.ssh.dc1  address = "10.0.0.5" }  # one existing machine
+//	output "web" { value = group.web.hosts[*].address  description = "…" }
+//
+// Names of groups, hosts and networks are 1 to 30 lower-case letters,
+// digits and dashes (they become host names, "<env>-<group>-<index>"; see
+// [MachineName]); an environment's name is 1 to 32 of them. A group and a
+// host cannot share a name.
+//
+// # Expressions
+//
+// Expressions see var.NAME, local.NAME, env.name, and the resources:
+//
+//	group.NAME    {name, count, labels, hosts = [{name, index, address, id}, …]}
+//	host.NAME     {name, address, id}
+//	network.NAME  {name, id, subnet, gateway}
+//
+// The provider attribute (provider.TYPE.NAME) and the entries of networks
+// and depends_on are references, not values: they are resolved when the
+// definition is loaded. Every reference to a group, host or network in a
+// block's expressions is an implicit dependency, like depends_on.
+//
+// # Evaluation order
+//
+// Load: parse every file (syntax errors stop there); collect the
+// declarations; give each variable its value (precedence: default <
+// envs/ENV.hcl < --var; a --var value is taken as it is for a string
+// variable or one without a type, parsed from its text for a number or a
+// bool, and parsed as an HCL expression otherwise); evaluate the locals in
+// dependency order (they may use var., local., env. and functions, not
+// resources); evaluate provider blocks and counts (same rule: a count must
+// be known before any machine exists); resolve references and check every
+// name; find dependency cycles; then evaluate every block against
+// [PlanWorld], a world where nothing exists yet, to catch what only
+// evaluation shows (types, units, missing files). Every problem found is
+// returned, as diag.Diagnostics, sorted by file and position.
+//
+// Bodies of groups, hosts, networks and outputs are not evaluated once and
+// for all: `group.db.hosts[0].address` is only known once db exists, and
+// changes when db's machines are replaced. So Load keeps the expressions,
+// and the engine evaluates a block (Eval*) when it gets to it in
+// [Definition.Graph] order, with a [World] of what exists then (built with
+// [GroupValue], [HostValue], [NetworkValue]). An attribute that depends on
+// something still unknown is not an error: it is named in
+// GroupSpec.Unknown (plan shows "known after apply") and left zero.
+// Evaluation is safe for concurrent use.
+//
+// # Functions
+//
+// file(path) reads a text file and templatefile(path, vars) renders one as
+// an HCL template (`${db}`, `%{ for h in hosts }…%{ endfor }`) with vars as
+// its only variables. Both take paths relative to the definition directory
+// and refuse absolute paths, ".." and symbolic links that lead outside it
+// (files are read through os.Root); files are capped at 4 MiB and must be
+// UTF-8.
+//
+// From cty's standard library:
+//
+//	strings      upper lower title trimspace trim trimprefix trimsuffix chomp indent
+//	             join split format formatlist replace regex regexall regex_replace
+//	             substr strrev
+//	collections  length (also of strings) concat merge keys values lookup element
+//	             index contains coalesce coalescelist compact flatten distinct
+//	             reverse slice sort chunklist zipmap range setunion setintersection
+//	             setsubtract
+//	numbers      min max abs ceil floor log pow signum parseint
+//	encoding     jsonencode jsondecode csvdecode
+//	conversion   tostring tonumber tobool tolist toset tomap
+//	dates        formatdate timeadd
+//	errors       try can
+//
+// # Decisions
+//
+//   - Static checks go through the same evaluation as apply, against
+//     PlanWorld, rather than through a separate type checker: one code path
+//     decides what a value means, so plan and apply cannot disagree.
+//   - Group counts may not depend on resources, so the graph and every
+//     machine's name are known at plan time.
+//   - Hosts are existing machines: no count, image, size or networks.
+//   - Label keys starting with "gantry." are reserved for gantry's own.
+//   - A count is at most 10000 and a timeout at most 24h.
+//   - Load parses files and evaluates blocks in parallel; a definition of
+//     10,000 groups loads in a fraction of a second (BenchmarkLoad10k).
+package config

@@ -1,0 +1,1 @@
+../../../good/shop/db/setup.sh

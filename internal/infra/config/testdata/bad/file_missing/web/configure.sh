@@ -1,0 +1,2 @@
+PORT=${port}
+DB=${db}

@@ -1,0 +1,3 @@
+group "web" {
+  count = 
+}

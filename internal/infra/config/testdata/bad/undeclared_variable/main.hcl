@@ -1,0 +1,12 @@
+provider "testcloud" "local" {}
+provider "testssh" "dc1" {}
+
+variable "image" {
+  default = "base:dev"
+}
+
+group "web" {
+  provider = provider.testcloud.local
+  image    = var.imgae
+  labels   = { owner = var.owner }
+}

@@ -1,0 +1,1 @@
+web_count = 3

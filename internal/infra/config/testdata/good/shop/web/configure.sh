@@ -1,0 +1,2 @@
+DB=${db}
+PORT=${port}

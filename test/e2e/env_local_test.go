@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+)
+
+// localDefinition writes an environment of agent processes on this
+// machine whose lifecycle scripts leave traces in trace/.
+func localDefinition(t *testing.T, trace string) string {
+	t.Helper()
+	dir := t.TempDir()
+	main := `
+variable "trace" { type = string }
+variable "web_count" {
+  type    = number
+  default = 2
+}
+provider "local" "here" {}
+group "db" {
+  provider = provider.local.here
+  labels   = { role = "db" }
+  setup    = "echo \"$GANTRY_HOST_NAME $GANTRY_EVENT\" >> ${var.trace}/setup.log"
+}
+group "web" {
+  provider  = provider.local.here
+  count     = var.web_count
+  labels    = { role = "web" }
+  setup     = templatefile("web-setup.sh", { trace = var.trace, db = group.db.hosts[0].name })
+  configure = "cp \"$GANTRY_CONTEXT\" ${var.trace}/ctx-$GANTRY_HOST_NAME.json && echo \"$GANTRY_GROUP_WEB_ADDRESSES\" > ${var.trace}/addrs-$GANTRY_HOST_NAME"
+  shutdown  = "sleep $(cat ${var.trace}/shutdown-delay 2>/dev/null || echo 0); echo \"$GANTRY_HOST_NAME\" >> ${var.trace}/shutdown.log"
+  depends_on = [group.db]
+}
+output "web" { value = group.web.hosts[*].name }
+`
+	files := map[string]string{
+		"main.hcl":      main,
+		"web-setup.sh":  "echo \"$GANTRY_HOST_NAME setup, db is ${db}\" >> ${trace}/setup.log\n",
+		"envs/test.hcl": "trace = \"" + trace + "\"\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// webHostsIn returns the web hosts a configure context lists.
+func webHostsIn(t *testing.T, path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var ctx struct {
+		Env    string `json:"env"`
+		Event  string `json:"event"`
+		Groups map[string]struct {
+			Hosts []struct {
+				Name    string `json:"name"`
+				Address string `json:"address"`
+			} `json:"hosts"`
+		} `json:"groups"`
+	}
+	if err := json.Unmarshal(b, &ctx); err != nil || ctx.Event != "configure" {
+		t.Fatalf("context %s: %v (event %q)\n%s", path, err, ctx.Event, b)
+	}
+	var out []string
+	for _, h := range ctx.Groups["web"].Hosts {
+		out = append(out, h.Name)
+	}
+	if len(ctx.Groups["db"].Hosts) != 1 {
+		t.Fatalf("context %s lists db hosts %v, want the one db", path, ctx.Groups["db"].Hosts)
+	}
+	return out
+}
+
+func lines(path string) []string {
+	b, _ := os.ReadFile(path)
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func configureRuns(e api.Environment) int {
+	n := 0
+	for _, r := range e.Events {
+		if r.Event == "configure" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestEnvLocalLifecycle drives an environment of local agent processes
+// through up, configure, scale out and in (with shutdown), a server killed
+// with -9 in the middle of an apply, and destroy.
+func TestEnvLocalLifecycle(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	trace := t.TempDir()
+	dir := localDefinition(t, trace)
+	env := "test"
+	name := func(s string) string { return env + "-" + s }
+
+	r := c.gantryWithin(90*time.Second, "up", dir, "--env", env, "--timeout", "60s")
+	r.ok(t)
+	if !strings.Contains(r.stdout, `Environment "test" is up: 3 machines online.`) || !strings.Contains(r.stdout, `web = ["test-web-0","test-web-1"]`) {
+		t.Fatalf("up output:\n%s", r.stdout)
+	}
+	// setup ran once on each machine, web's after db existed (its name in the template).
+	if got := strings.Join(lines(filepath.Join(trace, "setup.log")), "|"); got != "test-db-0 setup|test-web-0 setup, db is test-db-0|test-web-1 setup, db is test-db-0" {
+		t.Fatalf("setup.log = %s", got)
+	}
+	eventually(t, 20*time.Second, "configure with both web hosts on web-0 and web-1", func() (bool, string) {
+		a, b := webHostsIn(t, filepath.Join(trace, "ctx-"+name("web-0")+".json")), webHostsIn(t, filepath.Join(trace, "ctx-"+name("web-1")+".json"))
+		return strings.Join(a, ",") == "test-web-0,test-web-1" && strings.Join(b, ",") == "test-web-0,test-web-1", strings.Join(a, ",") + " / " + strings.Join(b, ",")
+	})
+	if b, _ := os.ReadFile(filepath.Join(trace, "addrs-"+name("web-0"))); strings.TrimSpace(string(b)) != "127.0.0.1 127.0.0.1" {
+		t.Fatalf("GANTRY_GROUP_WEB_ADDRESSES = %q", b)
+	}
+	hosts := c.hostsByLabel(t, "role=web")
+	if strings.Join(hosts, ",") != "test-web-0,test-web-1" {
+		t.Fatalf("web hosts in the inventory = %v", hosts)
+	}
+	before := configureRuns(c.env(env))
+
+	// Scale out: the new machines are set up once, and configure (coalesced)
+	// tells every web machine about all four.
+	c.gantryWithin(90*time.Second, "scale", "--env", env, "web=4", "--timeout", "60s").ok(t)
+	eventually(t, 20*time.Second, "configure with four web hosts on web-0", func() (bool, string) {
+		got := strings.Join(webHostsIn(t, filepath.Join(trace, "ctx-"+name("web-0")+".json")), ",")
+		return got == "test-web-0,test-web-1,test-web-2,test-web-3", got
+	})
+	if got := strings.Count(strings.Join(lines(filepath.Join(trace, "setup.log")), "\n"), "test-web-2 setup"); got != 1 {
+		t.Fatalf("web-2 set up %d times, want once", got)
+	}
+	if runs := configureRuns(c.env(env)) - before; runs < 1 || runs > 2 {
+		t.Fatalf("%d configure runs for one scale-out of two machines, want 1 or 2 (a burst is coalesced)", runs)
+	}
+
+	// Scale in with a slow shutdown, and kill the server in the middle.
+	if err := os.WriteFile(filepath.Join(trace, "shutdown-delay"), []byte("3"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scale := start(t, c.cliEnv(), "scale", "--env", env, "web=1", "--no-wait")
+	eventually(t, 20*time.Second, "the scale-in's shutdown started", func() (bool, string) {
+		e := c.env(env)
+		for _, r := range e.Events {
+			if r.Event == "shutdown" && r.State == "running" {
+				return true, ""
+			}
+		}
+		return false, phases(e)
+	})
+	c.server.kill()
+	scale.exitCode(20 * time.Second) // the CLI's stream broke; it must not hang
+	c.startServer()
+	// The lock of the killed apply expires by itself; the next apply goes on.
+	r = c.gantryWithin(120*time.Second, "scale", "--env", env, "web=1", "--lock-timeout", "60s", "--timeout", "60s")
+	r.ok(t)
+	e := c.env(env)
+	if got := machineNames(e); got != "test-db-0,test-web-0" {
+		t.Fatalf("machines after scale-in = %s\n%s", got, r.stdout)
+	}
+	if got := strings.Join(lines(filepath.Join(trace, "shutdown.log")), ","); got != "test-web-1,test-web-2,test-web-3" {
+		t.Fatalf("shutdown.log = %s, want each removed machine's shutdown exactly once", got)
+	}
+	if hosts := c.hostsByLabel(t, "role=web"); strings.Join(hosts, ",") != "test-web-0" {
+		t.Fatalf("web hosts in the inventory after scale-in = %v", hosts)
+	}
+	eventually(t, 20*time.Second, "configure with one web host", func() (bool, string) {
+		got := strings.Join(webHostsIn(t, filepath.Join(trace, "ctx-"+name("web-0")+".json")), ",")
+		return got == "test-web-0", got
+	})
+
+	// destroy: shutdown everywhere, nothing left.
+	_ = os.Remove(filepath.Join(trace, "shutdown-delay"))
+	c.gantryWithin(60*time.Second, "destroy", "--env", env, "--auto-approve").ok(t)
+	e = c.env(env)
+	if len(e.Machines) != 0 || len(e.Resources) != 0 {
+		t.Fatalf("after destroy: %+v", e)
+	}
+	if hosts := c.hostsByLabel(t, "gantry.env=test"); len(hosts) != 0 {
+		t.Fatalf("hosts left after destroy: %v", hosts)
+	}
+	left, _ := os.ReadDir(filepath.Join(c.dir, "server", "infra", "providers", "local"))
+	if len(left) != 0 {
+		t.Fatalf("local machine directories left after destroy: %v", left)
+	}
+}
+
+func machineNames(e api.Environment) string {
+	var names []string
+	for _, m := range e.Machines {
+		names = append(names, m.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+// hostsByLabel lists the names of the live hosts matching a selector.
+func (c *cluster) hostsByLabel(t *testing.T, sel string) []string {
+	t.Helper()
+	r := c.gantry("hosts", "ls", "--selector", sel, "-o", "json")
+	r.ok(t)
+	var hs []api.Host
+	if err := json.Unmarshal([]byte(r.stdout), &hs); err != nil {
+		t.Fatalf("hosts ls: %v\n%s", err, r.stdout)
+	}
+	var out []string
+	for _, h := range hs {
+		out = append(out, h.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestEnvBadDefinitionCLI shows a definition's errors with file, line,
+// column and the source line, exits 2, and changes nothing.
+func TestEnvBadDefinitionCLI(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	dir := t.TempDir()
+	src := "provider \"local\" \"here\" {}\ngroup \"web\" {\n  provider = provider.local.here\n  count    = \"two\"\n  labels   = { role = var.rolee }\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.gantry("plan", dir, "--env", "bad")
+	if r.code != 2 {
+		t.Fatalf("plan of a bad definition exited %d, want 2\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"main.hcl:4:", `count    = "two"`, "main.hcl:5:", "var.rolee", "^"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	r = c.gantry("apply", dir, "--env", "bad", "--auto-approve")
+	if r.code != 2 {
+		t.Fatalf("apply of a bad definition exited %d, want 2\n%s", r.code, r.stderr)
+	}
+	if r := c.gantry("env", "show", "bad"); r.code == 0 {
+		t.Fatalf("a refused apply created environment bad:\n%s", r.stdout)
+	}
+	r = c.gantry("plan", filepath.Join(dir, "nope"), "--env", "bad")
+	if r.code != 2 || !strings.Contains(r.stderr, "nope") {
+		t.Fatalf("plan of a missing directory: exit %d\n%s", r.code, r.stderr)
+	}
+	r = c.gantry("plan", dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "--env is required") {
+		t.Fatalf("plan without --env: exit %d\n%s", r.code, r.stderr)
+	}
+}
