@@ -36,7 +36,18 @@ type applier struct {
 	st     *State
 	world  config.World
 	failed []string
+	// dirty is a change not yet recorded; flushAt is armed to record it.
+	dirty    bool
+	lastSave time.Time
+	flushAt  *time.Timer
+	saveErr  error
 }
+
+// saveEvery bounds how often an apply writes its state: changes that come
+// faster are written together (at most this much later). An object created
+// in that window by a server that then dies is found again by its labels
+// (an orphan the next plan deletes).
+const saveEvery = 100 * time.Millisecond
 
 // save records the state (call with a.mu held).
 func (a *applier) saveLocked(ctx context.Context) error {
@@ -53,12 +64,42 @@ func (a *applier) saveLocked(ctx context.Context) error {
 	return nil
 }
 
-// commit changes the state and records it.
+// commit changes the state and records it, at once or, when the last
+// write was less than saveEvery ago, with the next batch.
 func (a *applier) commit(ctx context.Context, f func(st *State)) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f(a.st)
-	return a.saveLocked(ctx)
+	a.dirty = true
+	if wait := saveEvery - time.Since(a.lastSave); wait > 0 {
+		if a.flushAt == nil {
+			a.flushAt = time.AfterFunc(wait, func() { _ = a.flush(context.WithoutCancel(ctx)) })
+		}
+		return a.saveErr
+	}
+	return a.saveDirtyLocked(ctx)
+}
+
+// flush records a pending change.
+func (a *applier) flush(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.saveDirtyLocked(ctx)
+}
+
+func (a *applier) saveDirtyLocked(ctx context.Context) error {
+	if a.flushAt != nil {
+		a.flushAt.Stop()
+		a.flushAt = nil
+	}
+	if !a.dirty {
+		return a.saveErr
+	}
+	a.dirty, a.lastSave = false, time.Now()
+	if err := a.saveLocked(ctx); err != nil && a.saveErr == nil {
+		a.saveErr = err
+	}
+	return a.saveErr
 }
 
 func (a *applier) event(ev api.ApplyEvent) {

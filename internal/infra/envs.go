@@ -166,6 +166,9 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 		return api.Environment{}, err
 	}
 	runErr := a.run(ctx)
+	if err := a.flush(ctx); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
 	e.Kick()
 	out, err := e.Get(ctx, env)
 	if err != nil {
