@@ -171,7 +171,13 @@ func (c *Client) StreamJob(ctx context.Context, id string, fn func(JobEvent) err
 // stream reads an NDJSON event stream until done(ev), calling fn for each
 // event (see StreamJob for the results).
 func stream[T any](ctx context.Context, c *Client, p string, fn func(T) error, done func(T) bool) error {
-	resp, err := c.send(ctx, http.MethodGet, p, nil, nil)
+	return streamRequest(ctx, c, http.MethodGet, p, nil, fn, done)
+}
+
+// streamRequest sends a request whose answer is an NDJSON stream and calls
+// fn for each event until done says the stream is complete.
+func streamRequest[T any](ctx context.Context, c *Client, method, p string, body any, fn func(T) error, done func(T) bool) error {
+	resp, err := c.send(ctx, method, p, nil, body)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 )
 
@@ -34,35 +31,23 @@ func (c *Client) PlanEnv(ctx context.Context, env string, req EnvRequest) (Plan,
 // being "done". It returns the environment from the done event and its
 // error (an apply that failed part-way), or the request's error.
 func (c *Client) ApplyEnv(ctx context.Context, env string, req EnvRequest, fn func(ApplyEvent)) (Environment, error) {
-	resp, err := c.send(ctx, http.MethodPost, path("envs", env, "apply"), nil, req)
-	if err != nil {
-		return Environment{}, err
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var ev ApplyEvent
-		if err := dec.Decode(&ev); err != nil {
-			if ctx.Err() != nil {
-				return Environment{}, ctx.Err()
-			}
-			if errors.Is(err, io.EOF) {
-				return Environment{}, ErrStreamClosed
-			}
-			return Environment{}, fmt.Errorf("%w: %v", ErrStreamClosed, err)
-		}
+	var last ApplyEvent
+	err := streamRequest(ctx, c, http.MethodPost, path("envs", env, "apply"), req, func(ev ApplyEvent) error {
 		if fn != nil {
 			fn(ev)
 		}
-		if ev.Type == "done" {
-			var out Environment
-			if ev.Environment != nil {
-				out = *ev.Environment
-			}
-			if ev.Error != "" {
-				return out, errors.New(ev.Error)
-			}
-			return out, nil
-		}
+		last = ev
+		return nil
+	}, func(ev ApplyEvent) bool { return ev.Type == "done" })
+	if err != nil {
+		return Environment{}, err
 	}
+	var out Environment
+	if last.Environment != nil {
+		out = *last.Environment
+	}
+	if last.Error != "" {
+		return out, errors.New(last.Error)
+	}
+	return out, nil
 }

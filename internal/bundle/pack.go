@@ -33,7 +33,12 @@ var packTime = time.Unix(0, 0).UTC()
 // that are absolute or escape dir and names [Extract] would refuse (e.g.
 // with a backslash) are refused with an error naming the path. Pack reads
 // dir through an [os.Root]; dir itself may be a symbolic link.
-func Pack(dir string, w io.Writer) (Digest, error) {
+func Pack(dir string, w io.Writer) (Digest, error) { return PackFiltered(dir, w, nil) }
+
+// PackFiltered is Pack without the entries for which skip returns true
+// (rel is slash-separated and relative to dir; a skipped directory is not
+// entered). A nil skip packs everything.
+func PackFiltered(dir string, w io.Writer, skip func(rel string, isDir bool) bool) (Digest, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return "", fmt.Errorf("bundle: pack: %w", err)
@@ -51,6 +56,12 @@ func Pack(dir string, w io.Writer) (Digest, error) {
 			return err
 		}
 		if p == "." {
+			return nil
+		}
+		if skip != nil && skip(p, d.IsDir()) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
 			return nil
 		}
 		return packEntry(root, fsys, tw, p, d)

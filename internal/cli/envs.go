@@ -65,6 +65,16 @@ func (a *app) envName(o *envOptions) (string, error) {
 	return env, nil
 }
 
+// envDefinition resolves --env and packs the definition directory.
+func (a *app) envDefinition(o *envOptions, dir string) (string, []byte, error) {
+	env, err := a.envName(o)
+	if err != nil {
+		return "", nil, err
+	}
+	def, err := packDefinition(dir)
+	return env, def, err
+}
+
 // maxDefinitionBytes caps a packed definition directory.
 const maxDefinitionBytes = 64 << 20
 
@@ -82,12 +92,16 @@ func packDefinition(dir string) ([]byte, error) {
 	if len(files) == 0 {
 		return nil, usageErrorf("%s has no *.hcl file: pass the directory of the environment's definition", dir)
 	}
+	skip, err := loadIgnore(dir)
+	if err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
-	if _, err := bundle.Pack(dir, &buf); err != nil {
+	if _, err := bundle.PackFiltered(dir, &buf, skip); err != nil {
 		return nil, fmt.Errorf("pack %s: %w", dir, err)
 	}
 	if buf.Len() > maxDefinitionBytes {
-		return nil, fmt.Errorf("%s packs to %d MiB; the limit is %d MiB: keep large files (binaries, bundles) out of the definition directory", dir, buf.Len()>>20, maxDefinitionBytes>>20)
+		return nil, fmt.Errorf("%s packs to %d MiB; the limit is %d MiB: list large files (binaries, bundles) in %s", dir, buf.Len()>>20, maxDefinitionBytes>>20, filepath.Join(dir, ignoreFile))
 	}
 	return buf.Bytes(), nil
 }
@@ -129,11 +143,7 @@ and refuses if the environment's state moved since.`,
   gantry apply prod.plan`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env, err := a.envName(&o)
-			if err != nil {
-				return err
-			}
-			def, err := packDefinition(dirArg(args))
+			env, def, err := a.envDefinition(&o, dirArg(args))
 			if err != nil {
 				return err
 			}
@@ -191,11 +201,7 @@ state matching what exists; the next apply goes on from there.`,
 			if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 				return a.applyPlanFile(cmd.Context(), path, &o)
 			}
-			env, err := a.envName(&o)
-			if err != nil {
-				return err
-			}
-			def, err := packDefinition(path)
+			env, def, err := a.envDefinition(&o, path)
 			if err != nil {
 				return err
 			}
@@ -251,11 +257,7 @@ timed out (see 'gantry env show NAME').`,
   gantry up . --env staging --var web_count=3 --timeout 5m`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env, err := a.envName(&o)
-			if err != nil {
-				return err
-			}
-			def, err := packDefinition(dirArg(args))
+			env, def, err := a.envDefinition(&o, dirArg(args))
 			if err != nil {
 				return err
 			}

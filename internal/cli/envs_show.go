@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,13 +51,9 @@ func (a *app) newEnvCmd() *cobra.Command {
 		Example: "  gantry env show dev\n  gantry env show dev -o json",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			e, err := a.getEnv(cmd.Context(), args[0])
 			if err != nil {
 				return err
-			}
-			e, err := c.GetEnv(cmd.Context(), args[0])
-			if err != nil {
-				return notFoundHint(err)
 			}
 			return a.emit(e, func(w io.Writer) error { return showEnv(w, e, a) })
 		},
@@ -67,13 +64,9 @@ func (a *app) newEnvCmd() *cobra.Command {
 		Example: "  gantry env outputs dev\n  gantry env outputs dev -o json | jq -r .url",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			e, err := a.getEnv(cmd.Context(), args[0])
 			if err != nil {
 				return err
-			}
-			e, err := c.GetEnv(cmd.Context(), args[0])
-			if err != nil {
-				return notFoundHint(err)
 			}
 			outs := e.Outputs
 			if outs == nil {
@@ -91,6 +84,19 @@ func (a *app) newEnvCmd() *cobra.Command {
 	}
 	return newGroupCmd("env", "List and inspect environments (plan, apply, up, scale and destroy change them)",
 		"  gantry env ls\n  gantry env show dev\n  gantry env outputs dev -o json", ls, show, outputs)
+}
+
+// getEnv fetches an environment, hinting at `gantry up` when it is missing.
+func (a *app) getEnv(ctx context.Context, name string) (api.Environment, error) {
+	c, err := a.client()
+	if err != nil {
+		return api.Environment{}, err
+	}
+	e, err := c.GetEnv(ctx, name)
+	if err != nil {
+		return e, notFoundHint(err)
+	}
+	return e, nil
 }
 
 func notFoundHint(err error) error {
