@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs and starts what gantry's tests need on Debian: the PostgreSQL
-# server (the store tests run against SQLite and PostgreSQL). Idempotent.
-# Prints the PostgreSQL URL for the tests as its last line.
+# server (the store tests run against SQLite and PostgreSQL), busybox-static
+# and haproxy (the images of examples/shop are built from them: no registry
+# is needed), openssh-server and iproute2 (a real sshd in a network
+# namespace for the ssh provider). The Docker engine itself is the
+# machine's. Idempotent. Prints the PostgreSQL URL for the tests as its
+# last line.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -13,10 +17,19 @@ as_postgres() {
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v git >/dev/null 2>&1 || need+=(git)
+[ -x /bin/busybox ] || need+=(busybox-static)
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
+fi
+
+if ! docker version >/dev/null 2>&1; then
+  echo "test-deps: the Docker engine is not reachable (docker version failed): the docker provider and examples/shop tests need it" >&2
 fi
 
 ver=$(ls /usr/lib/postgresql | sort -n | tail -1)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -59,10 +60,12 @@ func (a *app) newEnvCmd() *cobra.Command {
 		},
 	}
 	outputs := &cobra.Command{
-		Use:     "outputs NAME",
-		Short:   "Print an environment's outputs",
-		Example: "  gantry env outputs dev\n  gantry env outputs dev -o json | jq -r .url",
-		Args:    exactArgs("NAME"),
+		Use:   "outputs ENV [NAME]",
+		Short: "Print an environment's outputs, or one output's bare value (for scripts)",
+		Example: `  gantry env outputs dev
+  curl "$(gantry env outputs dev url)"
+  gantry env outputs dev -o json`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := a.getEnv(cmd.Context(), args[0])
 			if err != nil {
@@ -71,6 +74,17 @@ func (a *app) newEnvCmd() *cobra.Command {
 			outs := e.Outputs
 			if outs == nil {
 				outs = map[string]any{}
+			}
+			if len(args) == 2 {
+				v, ok := outs[args[1]]
+				if !ok {
+					return fmt.Errorf("environment %s has no output %q (outputs: %s)", e.Name, args[1], strings.Join(sortedNames(outs), ", "))
+				}
+				if str, isStr := v.(string); isStr && !a.jsonOutput() {
+					_, err := fmt.Fprintln(a.stdout, str)
+					return err
+				}
+				return writeJSON(a.stdout, v)
 			}
 			return a.emit(outs, func(w io.Writer) error {
 				if len(outs) == 0 {
@@ -173,3 +187,12 @@ func renderDiagnostics(ds []api.Diagnostic) string {
 }
 
 func asStatus(err error, se **api.StatusError) bool { return errors.As(err, se) }
+
+func sortedNames(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
