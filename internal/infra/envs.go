@@ -121,6 +121,9 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 	if err != nil {
 		return api.Environment{}, err
 	}
+	if rec.Serial == 0 && req.Destroy {
+		return api.Environment{}, fmt.Errorf("environment %s: %w (nothing to destroy)", env, store.ErrNotFound)
+	}
 	var pl api.Plan
 	if req.Plan != nil {
 		pl = *req.Plan

@@ -86,6 +86,9 @@ func (e *Engine) reattach(ctx context.Context) {
 		if err != nil || len(st.allMachines()) == 0 {
 			continue
 		}
+		if rec, err = e.st.GetEnvironment(ctx, rec.Name); err != nil {
+			continue
+		}
 		var vars []string
 		_ = json.Unmarshal(rec.Vars, &vars)
 		def, err := e.loadDefinition(rec.Name, rec.Definition, vars)

@@ -269,7 +269,8 @@ type Store interface {
 
 	// Environments
 	GetEnvironment(ctx context.Context, name string) (Environment, error)
-	// ListEnvironments returns every environment ordered by name.
+	// ListEnvironments returns every environment ordered by name, without
+	// Definition.
 	ListEnvironments(ctx context.Context) ([]Environment, error)
 	// SaveEnvironment writes e's state, definition and vars with serial
 	// e.Serial (> prev) if the stored serial is still prev; prev 0 creates

@@ -31,9 +31,11 @@ func (s *Store) GetEnvironment(ctx context.Context, name string) (store.Environm
 	return e, nil
 }
 
-// ListEnvironments returns every environment ordered by name.
+// ListEnvironments returns every environment ordered by name, without
+// their definitions (GetEnvironment has them): the lifecycle controller
+// lists environments twice a second.
 func (s *Store) ListEnvironments(ctx context.Context) ([]store.Environment, error) {
-	rows, err := s.r.QueryContext(ctx, s.q("SELECT "+envCols+" FROM environments ORDER BY name COLLATE "+s.d.Bytewise))
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT name, serial, state, NULL, vars, events, created_at, updated_at FROM environments ORDER BY name COLLATE "+s.d.Bytewise))
 	if err != nil {
 		return nil, fmt.Errorf("list environments: %w", err)
 	}

@@ -44,6 +44,9 @@ func testEnvSave(t *testing.T, s store.Store) {
 	if len(list) != 2 || list[0].Name != "dev" || list[1].Name != "prod" {
 		t.Fatalf("ListEnvironments = %v, want dev, prod", list)
 	}
+	if list[1].Serial != 2 || string(list[1].State) != `{"a":2}` || len(list[1].Definition) != 0 {
+		t.Fatalf("ListEnvironments prod = serial %d state %s definition %d bytes, want 2, {\"a\":2} and no definition", list[1].Serial, list[1].State, len(list[1].Definition))
+	}
 }
 
 func testEnvEvents(t *testing.T, s store.Store) {
