@@ -46,6 +46,7 @@ func (deployer) Deploy(context.Context, string, string, api.DeployRequest) (api.
 }
 func (deployer) HostBusy(string) bool { return false }
 func (deployer) Active(string) string { return "" }
+func (deployer) CatchUpSoon()         {}
 
 func main() {
 	groups := flag.Int("groups", 100, "groups in the definition")

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
@@ -88,6 +89,8 @@ type Engine struct {
 
 	watchers watch.Hub[api.DeploymentEvent]
 	kick     chan struct{}
+	// catchUpNow asks the loop for a catch-up pass at once.
+	catchUpNow atomic.Bool
 }
 
 // progRec is a host's live progress not yet written to the store.
@@ -255,7 +258,7 @@ func (e *Engine) loop(ctx context.Context) {
 				e.log.Error("deployment step (will retry)", "deployment", r.d.ID, "err", err)
 			}
 		}
-		if time.Since(lastCatchUp) >= e.cfg.CatchUpEvery {
+		if time.Since(lastCatchUp) >= e.cfg.CatchUpEvery || e.catchUpNow.Swap(false) {
 			lastCatchUp = time.Now()
 			if err := e.catchUp(ctx); err != nil && ctx.Err() == nil {
 				e.log.Error("catch-up", "err", err)
@@ -799,6 +802,14 @@ func (e *Engine) HostBusy(hostID string) bool {
 		}
 	}
 	return false
+}
+
+// CatchUpSoon asks for a catch-up pass now rather than at the next period:
+// a host has just come to match a group (the environments engine labels a
+// machine once its setup is done).
+func (e *Engine) CatchUpSoon() {
+	e.catchUpNow.Store(true)
+	e.poke()
 }
 
 // Active returns the id of the group's deployment that is not final, or "".

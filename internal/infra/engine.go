@@ -60,6 +60,8 @@ type Deployer interface {
 	Deploy(ctx context.Context, app, group string, req api.DeployRequest) (api.Deployment, error)
 	HostBusy(hostID string) bool
 	Active(groupID string) string
+	// CatchUpSoon deploys groups' revisions to newly matching hosts now.
+	CatchUpSoon()
 }
 
 // Config configures the engine.
@@ -81,7 +83,7 @@ type Config struct {
 	// Tick is the lifecycle controller's period (default 500ms).
 	Tick time.Duration
 	// Debounce is how long configure waits for a burst of membership
-	// changes to settle (default 1s).
+	// changes to settle (default 500ms).
 	Debounce time.Duration
 }
 
@@ -135,7 +137,7 @@ func New(st Store, fl Fleet, dep Deployer, cfg Config, log *slog.Logger) *Engine
 		cfg.Tick = 500 * time.Millisecond
 	}
 	if cfg.Debounce <= 0 {
-		cfg.Debounce = time.Second
+		cfg.Debounce = 500 * time.Millisecond
 	}
 	if cfg.Revoke == nil {
 		cfg.Revoke = func(string) {}

@@ -54,6 +54,7 @@ func (d *fakeDeployer) Deploy(context.Context, string, string, api.DeployRequest
 }
 func (d *fakeDeployer) HostBusy(string) bool { return false }
 func (d *fakeDeployer) Active(string) string { return "" }
+func (d *fakeDeployer) CatchUpSoon()         {}
 
 type harness struct {
 	t   *testing.T

@@ -291,8 +291,12 @@ func (l *lifecycle) advance(ctx context.Context, env string, st *State, v machin
 			labels[k] = val
 		}
 		labels[LabelSetup] = "done"
+		if err := l.e.st.SetHostLabels(ctx, v.host.ID, labels); err != nil {
+			return err
+		}
+		l.e.dep.CatchUpSoon()
 		l.e.Kick()
-		return l.e.st.SetHostLabels(ctx, v.host.ID, labels)
+		return nil
 	}
 	if rec.Setup == "" {
 		return done()
