@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gantry-dev/gantry/api"
 )
 
@@ -99,8 +101,14 @@ func (a *app) isTerminal(w io.Writer) bool {
 	if !ok || a.env("TERM") == "dumb" {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return isTTY(f)
+}
+
+// isTTY reports whether f is a terminal (not merely a character device
+// such as /dev/null).
+func isTTY(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // deployView shows a deployment's progress. On a terminal (tty) it keeps

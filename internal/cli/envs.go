@@ -379,11 +379,8 @@ func (a *app) applyPlanFile(ctx context.Context, path string, o *envOptions) err
 
 // confirm asks for "yes" on the terminal.
 func (a *app) confirm(prompt string) error {
-	if f, ok := a.stdin.(*os.File); !ok || !isCharDevice(f) {
-		if a.env("GANTRY_CONFIRM") != "yes" {
-			return usageErrorf("refusing to change the environment without confirmation: standard input is not a terminal; pass --auto-approve")
-		}
-		return nil
+	if f, ok := a.stdin.(*os.File); !ok || !isTTY(f) {
+		return usageErrorf("refusing to change the environment without confirmation: standard input is not a terminal; pass --auto-approve")
 	}
 	fmt.Fprint(a.stdout, prompt)
 	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
@@ -392,11 +389,6 @@ func (a *app) confirm(prompt string) error {
 		return &exitError{exitFailed}
 	}
 	return nil
-}
-
-func isCharDevice(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // applyStream applies and prints the progress.
