@@ -432,7 +432,11 @@ func (a *app) applyStream(ctx context.Context, c *api.Client, env string, req ap
 		}
 		return out, err
 	}
-	fmt.Fprintf(a.stdout, "Apply complete in %s: %d created, %d updated, %d replaced, %d destroyed.\n", formatDuration(time.Since(start)),
+	what := "Apply"
+	if req.Destroy || (req.Plan != nil && req.Plan.Destroy) {
+		what = "Destroy"
+	}
+	fmt.Fprintf(a.stdout, "%s complete in %s: %d created, %d updated, %d replaced, %d destroyed.\n", what, formatDuration(time.Since(start)),
 		counts[api.ActionCreate], counts[api.ActionUpdate], counts[api.ActionReplace], counts[api.ActionDelete])
 	return out, nil
 }

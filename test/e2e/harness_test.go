@@ -24,6 +24,11 @@ import (
 
 var gantryBin string
 
+// agentBin is the static gantry binary servers install on the machines
+// they create (containers need a static one; in race mode gantryBin is
+// not).
+var agentBin string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "gantry-e2e-")
 	if err != nil {
@@ -40,6 +45,16 @@ func TestMain(m *testing.M) {
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build gantry: %v\n%s", err, out)
 		os.Exit(1)
+	}
+	agentBin = gantryBin
+	if os.Getenv("GANTRY_E2E_RACE") != "" {
+		agentBin = filepath.Join(dir, "gantry-static")
+		static := exec.Command("go", "build", "-o", agentBin, "../../cmd/gantry")
+		static.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := static.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build static gantry: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -170,7 +185,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 func (c *cluster) startServer() {
 	c.t.Helper()
 	args := []string{"server", "--data-dir", filepath.Join(c.dir, "server"), "--listen", c.httpAddr,
-		"--nats-listen", c.natsAddr, "--heartbeat", c.heartbeat.String(), "--log-level", "debug"}
+		"--nats-listen", c.natsAddr, "--heartbeat", c.heartbeat.String(), "--log-level", "debug", "--agent-binary", agentBin}
 	if c.database != "" {
 		args = append(args, "--database", c.database)
 	}
