@@ -43,6 +43,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 		status, code = http.StatusConflict, "locked"
 	case errors.Is(err, infra.ErrStale):
 		status, code = http.StatusConflict, "stale_plan"
+	case errors.Is(err, infra.ErrProvider):
+		status, code = http.StatusBadGateway, "provider_error"
 	case errors.As(err, &ae):
 		status, code = ae.status, ae.code
 	case errors.Is(err, fleet.ErrInvalid), errors.Is(err, deploy.ErrInvalid):

@@ -112,6 +112,9 @@ var (
 	ErrLocked = errors.New("the environment is locked")
 	// ErrStale means a saved plan no longer matches the state.
 	ErrStale = errors.New("the plan is stale")
+	// ErrProvider wraps what a provider answered (Docker down, SSH
+	// refused): not gantry's fault, and the message says what to fix.
+	ErrProvider = errors.New("provider")
 )
 
 // DiagError carries a definition's diagnostics to the API.

@@ -82,7 +82,7 @@ func (e *Engine) plan(ctx context.Context, rec store.Environment, st *State, req
 	work := st.clone()
 	drift, orphans, err := e.refresh(ctx, def, work)
 	if err != nil {
-		return api.Plan{}, err
+		return api.Plan{}, fmt.Errorf("%w: %w", ErrProvider, err)
 	}
 	for addr, why := range e.lc.failedMachines(ctx, work) {
 		if _, gone := drift[addr]; !gone {

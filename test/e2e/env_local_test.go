@@ -263,4 +263,13 @@ func TestEnvBadDefinitionCLI(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "--env is required") {
 		t.Fatalf("plan without --env: exit %d\n%s", r.code, r.stderr)
 	}
+	// A provider that cannot be reached is the provider's error, named.
+	down := "provider \"docker\" \"gone\" { host = \"unix:///nonexistent/docker.sock\" }\ngroup \"web\" {\n  provider = provider.docker.gone\n  image    = \"x:1\"\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(down), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = c.gantry("plan", dir, "--env", "down")
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach the daemon at unix:///nonexistent/docker.sock") {
+		t.Fatalf("plan with an unreachable Docker: exit %d\n%s", r.code, r.stderr)
+	}
 }

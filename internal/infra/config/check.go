@@ -197,6 +197,12 @@ func (l *loader) checkMachine(b *Block, deps map[string]bool) {
 			}
 		}
 	}
+	// The health check is the deployment's health gate: without a deploy
+	// block nothing would run it, and a check that never runs must not
+	// look like one that passes.
+	if hc := seen["health_check"]; hc != nil && seen["deploy"] == nil {
+		l.c.at(hc.TypeRange, field+".health_check", "a health_check needs a deploy block: it is the health gate of the group's deployments (check other machines from a setup or configure script)")
+	}
 }
 
 func (l *loader) unsupportedMachineAttr(b *Block, a *hclsyntax.Attribute, attrs, blocks, machineAttrs []string, info *provider.Info) {

@@ -184,6 +184,7 @@ func TestEvalHostNetworkOutputs(t *testing.T) {
 		Labels:       map[string]string{"role": "web"},
 		SetupTimeout: 600, ConfigureTimeout: 300, ShutdownTimeout: 120,
 		HealthCheck: &api.HealthCheck{TCP: "10.0.0.5:22"},
+		Deploy:      &DeploySpec{App: "legacy"},
 		Attrs:       map[string]string{"address": "10.0.0.5", "port": "22", "user": "deploy"},
 	}
 	if !reflect.DeepEqual(h, want) {

@@ -54,4 +54,7 @@ host "legacy" {
   health_check {
     tcp = "10.0.0.5:22"
   }
+  deploy {
+    app = "legacy"
+  }
 }
