@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,7 +75,7 @@ func (e *Engine) plan(ctx context.Context, rec store.Environment, st *State, req
 	for g, n := range scale {
 		b := def.Groups[g]
 		if b == nil {
-			return api.Plan{}, fmt.Errorf("%w: scale %s=%d: the definition has no group %q (groups: %s)", ErrInvalid, g, n, g, strings.Join(sortedKeys(def.Groups), ", "))
+			return api.Plan{}, fmt.Errorf("%w: scale %s=%d: the definition has no group %q (groups: %s)", ErrInvalid, g, n, g, strings.Join(slices.Sorted(maps.Keys(def.Groups)), ", "))
 		}
 		if n < 0 || n > 1000 {
 			return api.Plan{}, fmt.Errorf("%w: scale %s=%d: want a count from 0 to 1000", ErrInvalid, g, n)

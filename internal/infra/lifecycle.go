@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -437,7 +439,7 @@ func (l *lifecycle) configure(ctx context.Context, env string, st *State, views 
 	stamp := strconv.FormatInt(l.e.now().UnixNano(), 36)
 	ran := false
 	var errs []error
-	for _, addr := range sortedKeys(byGroup) {
+	for _, addr := range slices.Sorted(maps.Keys(byGroup)) {
 		g := st.Resources[addr]
 		if g == nil || g.Spec == nil || g.Spec.Configure == "" {
 			continue

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,7 +138,7 @@ func (e *Engine) findOrphans(ctx context.Context, def *config.Definition, st *St
 		}
 	}
 	var out []orphan
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		p, err := e.stateProvider(def, k)
 		if err != nil {
 			continue // a provider the definition dropped: its resources are refreshed above
@@ -512,7 +514,7 @@ func diffResource(addr string, old *Resource, want map[string]string, drift stri
 		if old != nil && drift != reasonDeleted {
 			c.Action = api.ActionReplace
 		}
-		for _, k := range sortedKeys(want) {
+		for _, k := range slices.Sorted(maps.Keys(want)) {
 			c.Attrs = append(c.Attrs, api.AttrChange{Name: k, New: want[k], Unknown: want[k] == unknownText})
 		}
 		return c
@@ -526,7 +528,7 @@ func diffResource(addr string, old *Resource, want map[string]string, drift stri
 		keys[k] = true
 	}
 	var forced []string
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		o, n := old.Attrs[k], want[k]
 		if o == n {
 			continue
@@ -568,7 +570,7 @@ func outputsJSON(outs map[string]cty.Value) map[string]json.RawMessage {
 
 func labelsText(l map[string]string) string {
 	parts := make([]string, 0, len(l))
-	for _, k := range sortedKeys(l) {
+	for _, k := range slices.Sorted(maps.Keys(l)) {
 		parts = append(parts, k+"="+l[k])
 	}
 	return strings.Join(parts, ",")
@@ -584,13 +586,4 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

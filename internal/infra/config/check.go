@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
@@ -41,16 +42,16 @@ var (
 // checkResources is the second pass: every network, group, host and
 // output, now that every name is declared.
 func (l *loader) checkResources() {
-	for _, name := range sortedKeys(l.d.Networks) {
+	for _, name := range slices.Sorted(maps.Keys(l.d.Networks)) {
 		l.checked(l.d.Networks[name], l.checkNetwork)
 	}
-	for _, name := range sortedKeys(l.d.Groups) {
+	for _, name := range slices.Sorted(maps.Keys(l.d.Groups)) {
 		l.checked(l.d.Groups[name], l.checkMachine)
 	}
-	for _, name := range sortedKeys(l.d.Hosts) {
+	for _, name := range slices.Sorted(maps.Keys(l.d.Hosts)) {
 		l.checked(l.d.Hosts[name], l.checkMachine)
 	}
-	for _, name := range sortedKeys(l.d.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(l.d.Outputs)) {
 		l.checked(l.d.Outputs[name], l.checkOutput)
 	}
 }
@@ -59,7 +60,7 @@ func (l *loader) checkResources() {
 func (l *loader) checked(b *Block, check func(*Block, map[string]bool)) {
 	deps := map[string]bool{}
 	check(b, deps)
-	b.DependsOn = sortedKeys(deps)
+	b.DependsOn = slices.Sorted(maps.Keys(deps))
 }
 
 func (l *loader) checkNetwork(b *Block, deps map[string]bool) {
@@ -321,7 +322,7 @@ func (l *loader) staticEval() {
 	defer func() { l.c.skip = nil }()
 	var blocks []*Block
 	for _, kind := range []map[string]*Block{l.d.Networks, l.d.Groups, l.d.Hosts, l.d.Outputs} {
-		for _, name := range sortedKeys(kind) {
+		for _, name := range slices.Sorted(maps.Keys(kind)) {
 			blocks = append(blocks, kind[name])
 		}
 	}

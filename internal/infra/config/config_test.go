@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,7 +95,7 @@ func TestLoadShop(t *testing.T) {
 		t.Errorf("variable image = %+v", v)
 	}
 	if _, ok := d.Files["main.hcl"]; !ok || len(d.Files) != 3 {
-		t.Errorf("Files = %v", sortedKeys(d.Files))
+		t.Errorf("Files = %v", slices.Sorted(maps.Keys(d.Files)))
 	}
 }
 

@@ -125,14 +125,6 @@ func sortedAttrs(body *hclsyntax.Body) []*hclsyntax.Attribute {
 }
 
 // sortedKeys returns the keys of m, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // orList joins words as `"a", "b" or "c"`.
 func orList(words []string) string {

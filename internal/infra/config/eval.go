@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -131,7 +132,7 @@ func (d *Definition) EvalNetwork(name string, w World) (NetworkSpec, error) {
 func (d *Definition) EvalOutputs(w World) (map[string]cty.Value, error) {
 	c := d.collector()
 	out := make(map[string]cty.Value, len(d.Outputs))
-	for _, name := range sortedKeys(d.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(d.Outputs)) {
 		b := d.Outputs[name]
 		if v, ok := d.evalOutput(c, b, d.ctxFor(b, w)); ok {
 			out[name] = v
@@ -319,7 +320,7 @@ func (c *collector) decodeLabels(rng hcl.Range, field string, v cty.Value) (map[
 	if !ok {
 		return nil, false
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if k == "" {
 			c.at(rng, field, "a label key must not be empty")
 			return nil, false

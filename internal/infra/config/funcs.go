@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -267,7 +269,7 @@ func templateFileFunc(dir string, funcs map[string]function.Function) function.F
 }
 
 func didYouMeanKey(name string, values map[string]cty.Value) string {
-	keys := sortedKeys(values)
+	keys := slices.Sorted(maps.Keys(values))
 	if s := diag.Suggest(name, keys); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}

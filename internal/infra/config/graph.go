@@ -2,6 +2,7 @@ package config
 
 import (
 	"container/heap"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -29,7 +30,7 @@ func (d *Definition) resourceBlocks() map[string]*Block {
 // none, sets d.order.
 func (l *loader) order() {
 	all := l.d.resourceBlocks()
-	addrs := sortedKeys(all)
+	addrs := slices.Sorted(maps.Keys(all))
 	edges := func(addr string) []string { return all[addr].DependsOn } // sorted
 	if cycles := stronglyConnected(addrs, edges); len(cycles) > 0 {
 		for _, scc := range cycles {

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,7 +233,7 @@ func (l *loader) collect() {
 		}
 	}
 	// Groups and hosts share a namespace: both name machines and labels.
-	for _, name := range sortedKeys(l.d.Hosts) {
+	for _, name := range slices.Sorted(maps.Keys(l.d.Hosts)) {
 		if g, ok := l.d.Groups[name]; ok {
 			h := l.d.Hosts[name]
 			l.c.at(h.DefRange, fieldOf(KindHost, []string{name}), "the name is already used by group %q (%s): groups and hosts need different names",
@@ -365,8 +367,8 @@ func (l *loader) collectProvider(blk *hclsyntax.Block) {
 	}
 	info := f.Info
 	l.provInfo[key] = &info
-	l.machineAttrs[key] = sortedKeys(info.MachineAttrs)
-	l.checkShape(blk.Body, fieldOf("provider", blk.Labels), sortedKeys(info.Config), nil)
+	l.machineAttrs[key] = slices.Sorted(maps.Keys(info.MachineAttrs))
+	l.checkShape(blk.Body, fieldOf("provider", blk.Labels), slices.Sorted(maps.Keys(info.Config)), nil)
 }
 
 // checkShape reports the attributes of body not in attrs and the nested

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -99,11 +101,11 @@ func (l *loader) checkTraversal(t hcl.Traversal, field string, mode refMode, dep
 	switch root {
 	case "var":
 		if _, ok := l.vars[name]; !ok {
-			l.c.at(rng, field, "reference to undeclared variable %q%s", name, diag.DidYouMean(name, sortedKeys(l.vars)))
+			l.c.at(rng, field, "reference to undeclared variable %q%s", name, diag.DidYouMean(name, slices.Sorted(maps.Keys(l.vars))))
 		}
 	case "local":
 		if _, ok := l.localAttr[name]; !ok {
-			l.c.at(rng, field, "reference to undeclared local value %q%s", name, diag.DidYouMean(name, sortedKeys(l.localAttr)))
+			l.c.at(rng, field, "reference to undeclared local value %q%s", name, diag.DidYouMean(name, slices.Sorted(maps.Keys(l.localAttr))))
 		}
 	case "env":
 		if name != "name" {
@@ -112,7 +114,7 @@ func (l *loader) checkTraversal(t hcl.Traversal, field string, mode refMode, dep
 	case KindGroup, KindHost, KindNetwork:
 		declared := l.resources(root)
 		if _, ok := declared[name]; !ok {
-			l.c.at(rng, field, "reference to undeclared %s %q%s", root, name, diag.DidYouMean(name, sortedKeys(declared)))
+			l.c.at(rng, field, "reference to undeclared %s %q%s", root, name, diag.DidYouMean(name, slices.Sorted(maps.Keys(declared))))
 			return
 		}
 		if deps != nil {
@@ -172,7 +174,7 @@ func (l *loader) refTo(expr hcl.Expression, field string, kinds ...string) (kind
 	kind = t.RootName()
 	declared := l.resources(kind)
 	if _, found := declared[name]; !found {
-		l.c.at(expr.Range(), field, "reference to undeclared %s %q%s", kind, name, diag.DidYouMean(name, sortedKeys(declared)))
+		l.c.at(expr.Range(), field, "reference to undeclared %s %q%s", kind, name, diag.DidYouMean(name, slices.Sorted(maps.Keys(declared))))
 		return "", "", false
 	}
 	return kind, name, true
@@ -184,7 +186,7 @@ func (l *loader) providerRef(b *Block, field string) (key string, ok bool) {
 	a, found := b.body.Attributes["provider"]
 	if !found {
 		example := "docker.local"
-		if keys := sortedKeys(l.d.Providers); len(keys) > 0 {
+		if keys := slices.Sorted(maps.Keys(l.d.Providers)); len(keys) > 0 {
 			example = keys[0]
 		}
 		l.c.at(b.DefRange, field, "missing required attribute \"provider\" (e.g. provider = provider.%s)", example)
@@ -196,7 +198,7 @@ func (l *loader) providerRef(b *Block, field string) (key string, ok bool) {
 	name, nok := stepName(t, 2)
 	if hd.HasErrors() || len(t) != 3 || t.RootName() != "provider" || !tok || !nok {
 		example := "docker.local"
-		if keys := sortedKeys(l.d.Providers); len(keys) > 0 {
+		if keys := slices.Sorted(maps.Keys(l.d.Providers)); len(keys) > 0 {
 			example = keys[0]
 		}
 		l.c.at(a.Expr.Range(), field, "must be a reference to a provider block, like provider.%s%s", example, quotedHint(a.Expr, "provider"))
@@ -204,7 +206,7 @@ func (l *loader) providerRef(b *Block, field string) (key string, ok bool) {
 	}
 	key = typ + "." + name
 	if _, declared := l.d.Providers[key]; !declared {
-		keys := sortedKeys(l.d.Providers)
+		keys := slices.Sorted(maps.Keys(l.d.Providers))
 		hint := diag.DidYouMean(key, keys)
 		if hint == "" && len(keys) == 0 {
 			hint = fmt.Sprintf(`; declare it: provider %q %q { ... }`, typ, name)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -19,7 +20,7 @@ import (
 // file, then --var.
 func (l *loader) resolveVars(assignments []string) {
 	constCtx := &hcl.EvalContext{Functions: l.d.funcs}
-	for _, name := range sortedKeys(l.vars) {
+	for _, name := range slices.Sorted(maps.Keys(l.vars)) {
 		decl := l.vars[name]
 		v := decl.v
 		field := fieldOf("variable", []string{name})
@@ -59,7 +60,7 @@ func (l *loader) resolveVars(assignments []string) {
 	for _, s := range assignments {
 		l.assignVar(s, constCtx)
 	}
-	for _, name := range sortedKeys(l.vars) {
+	for _, name := range slices.Sorted(maps.Keys(l.vars)) {
 		v := l.vars[name].v
 		if v.Source != "" {
 			continue
@@ -85,7 +86,7 @@ func (l *loader) readVarsFile(f *parsedFile, ctx *hcl.EvalContext) {
 	for _, blk := range f.body.Blocks {
 		l.c.at(blk.TypeRange, "", "a variables file holds assignments only (name = value), not %s blocks", blk.Type)
 	}
-	names := sortedKeys(l.vars)
+	names := slices.Sorted(maps.Keys(l.vars))
 	for _, a := range sortedAttrs(f.body) {
 		decl, ok := l.vars[a.Name]
 		if !ok {
@@ -130,7 +131,7 @@ func (l *loader) assignVar(s string, ctx *hcl.EvalContext) {
 	field := "--var " + name
 	decl, ok := l.vars[name]
 	if !ok {
-		l.c.plain(field, "no variable %q is declared%s", name, declaredHint(name, sortedKeys(l.vars)))
+		l.c.plain(field, "no variable %q is declared%s", name, declaredHint(name, slices.Sorted(maps.Keys(l.vars))))
 		return
 	}
 	decl.v.Source = "--var"
@@ -209,7 +210,7 @@ func pathText(p cty.Path) string {
 func (l *loader) evalLocals() {
 	const reason = "locals are evaluated before any resource exists; use the expression in the block that needs it"
 	deps := map[string][]string{}
-	names := sortedKeys(l.localAttr)
+	names := slices.Sorted(maps.Keys(l.localAttr))
 	for _, name := range names {
 		a := l.localAttr[name]
 		n := l.c.count()
@@ -291,7 +292,7 @@ func (l *loader) evalLocals() {
 func (l *loader) configureProviders() {
 	const reason = "providers are configured before any resource exists"
 	ctx := &hcl.EvalContext{Variables: l.d.base, Functions: l.d.funcs}
-	for _, key := range sortedKeys(l.provBody) {
+	for _, key := range slices.Sorted(maps.Keys(l.provBody)) {
 		blk := l.provBody[key]
 		info := l.provInfo[key]
 		p := l.d.Providers[key]

@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
@@ -156,7 +157,7 @@ func (d *Definition) computePlanWorld() *World {
 	vars := maps.Clone(d.base)
 	vars[KindGroup], vars[KindHost], vars[KindNetwork] = cty.DynamicVal, cty.DynamicVal, cty.DynamicVal
 	ctx := &hcl.EvalContext{Variables: vars, Functions: d.funcs}
-	names := sortedKeys(d.Groups)
+	names := slices.Sorted(maps.Keys(d.Groups))
 	values := make([]cty.Value, len(names))
 	const chunk = 256
 	parallel((len(names)+chunk-1)/chunk, func(c int) {

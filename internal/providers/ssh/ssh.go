@@ -56,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -63,7 +64,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,7 +168,7 @@ var recordedAttrs = []string{"private_key_file", "known_hosts", "host_key"}
 func New(config map[string]string, env provider.Env) (*Provider, error) {
 	for k := range config {
 		if _, ok := configDocs[k]; !ok {
-			return nil, fmt.Errorf("ssh provider: unknown attribute %q (known: %s)", k, strings.Join(sortedKeys(configDocs), ", "))
+			return nil, fmt.Errorf("ssh provider: unknown attribute %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(configDocs)), ", "))
 		}
 	}
 	s := settings{
@@ -218,7 +219,7 @@ func New(config map[string]string, env provider.Env) (*Provider, error) {
 // apply sets the attributes of attrs (a provider block's or a machine's)
 // and validates the result.
 func (s *settings) apply(attrs map[string]string, machine bool) error {
-	for _, k := range sortedKeys(attrs) {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
 		v := attrs[k]
 		switch k {
 		case "address":
@@ -259,10 +260,10 @@ func (s *settings) apply(attrs map[string]string, machine bool) error {
 			}
 		case "use_agent", "server_url", "bus_url":
 			if machine {
-				return fmt.Errorf("unknown machine attribute %q (known: %s)", k, strings.Join(sortedKeys(machineDocs), ", "))
+				return fmt.Errorf("unknown machine attribute %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(machineDocs)), ", "))
 			}
 		default:
-			return fmt.Errorf("unknown machine attribute %q (known: %s)", k, strings.Join(sortedKeys(machineDocs), ", "))
+			return fmt.Errorf("unknown machine attribute %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(machineDocs)), ", "))
 		}
 	}
 	// A machine's own known_hosts replaces the provider's pinned key.
@@ -726,15 +727,6 @@ func (p *Provider) recorded(id string) map[string]string {
 	}
 	p.machines[id] = own
 	return own
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func randomHex(n int) string {
