@@ -100,7 +100,7 @@ if [[ -n ${GANTRY_BIN:-} ]]; then
 else
 	G=$W/gantry
 	log "building gantry at $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-	CGO_ENABLED=0 go build -o "$G" ./cmd/gantry || die "go build failed"
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$G" ./cmd/gantry || die "go build failed"
 fi
 log "examples/shop/build.sh"
 examples/shop/build.sh >"$W/build.log" 2>&1 || die "examples/shop/build.sh failed: $(tail -20 "$W/build.log")"
