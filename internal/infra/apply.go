@@ -494,12 +494,8 @@ func (a *applier) createMachine(ctx context.Context, spec config.GroupSpec, grou
 		return err
 	}
 	a.mu.Lock()
-	netIDs, _ := networkIDs(a.st, spec.Networks, &api.Plan{})
+	nets, netIDs, _ := networkIDs(a.st, spec.Networks, &api.Plan{})
 	a.mu.Unlock()
-	var nets []string
-	if netIDs != "" && len(spec.Networks) > 0 {
-		nets = strings.Split(netIDs, ",")
-	}
 	labels := map[string]string{provider.LabelEnv: a.env, provider.LabelGroup: group, provider.LabelResource: addr}
 	for k, v := range spec.Labels {
 		labels[k] = v
@@ -527,7 +523,7 @@ func (a *applier) createMachine(ctx context.Context, spec config.GroupSpec, grou
 // the provider.
 func (a *applier) updateMachine(ctx context.Context, old *Resource, spec config.GroupSpec) error {
 	a.mu.Lock()
-	netIDs, _ := networkIDs(a.st, spec.Networks, &api.Plan{})
+	_, netIDs, _ := networkIDs(a.st, spec.Networks, &api.Plan{})
 	a.mu.Unlock()
 	want := machineAttrs(spec, netIDs, true)
 	if want["cpus"] != old.Attrs["cpus"] || want["memory"] != old.Attrs["memory"] {

@@ -296,7 +296,7 @@ func (e *Engine) planGroup(ctx context.Context, in planInput, b *config.Block, p
 	existing := in.st.machines(b.Name)
 	keep := e.chooseKept(existing, spec.Count, host)
 	var refs []config.MachineRef
-	netIDs, netKnown := networkIDs(in.st, spec.Networks, pl)
+	_, netIDs, netKnown := networkIDs(in.st, spec.Networks, pl)
 	for _, idx := range keep {
 		addr := machineAddress(b.Name, idx, host)
 		wanted[addr] = true
@@ -375,23 +375,26 @@ func (e *Engine) hostOf(r *Resource) (string, bool) {
 }
 
 // networkIDs returns the provider ids of named networks as the state has
-// them; known is false when one of them is planned for (re)creation.
-func networkIDs(st *State, names []string, pl *api.Plan) (string, bool) {
+// them; known is false when one of them is planned for (re)creation. The
+// attribute plans compare is "name:id" for each (a network created again
+// gets a new id, which replaces its machines).
+func networkIDs(st *State, names []string, pl *api.Plan) (ids []string, attr string, known bool) {
 	planned := map[string]bool{}
 	for _, c := range pl.Changes {
 		if c.Action == api.ActionCreate || c.Action == api.ActionReplace {
 			planned[c.Address] = true
 		}
 	}
-	ids := make([]string, 0, len(names))
+	shown := make([]string, 0, len(names))
 	for _, n := range names {
 		r := st.Resources["network."+n]
 		if r == nil || planned["network."+n] {
-			return strings.Join(names, ","), false
+			return nil, strings.Join(names, ","), false
 		}
 		ids = append(ids, r.ID)
+		shown = append(shown, n+":"+shortID(r.ID))
 	}
-	return strings.Join(ids, ","), true
+	return ids, strings.Join(shown, ","), true
 }
 
 // machineAttrs are the attributes of a machine that plans compare.
