@@ -368,3 +368,33 @@ func TestBadDefinitionGivesDiagnostics(t *testing.T) {
 		t.Fatalf("bad env name: %v", err)
 	}
 }
+
+// busyDeployer reports some hosts as in a deployment.
+type busyDeployer struct {
+	fakeDeployer
+	busy map[string]bool
+}
+
+func (d *busyDeployer) HostBusy(id string) bool { return d.busy[id] }
+
+func TestScaleInKeepsMachinesInADeployment(t *testing.T) {
+	h := newHarness(t)
+	dep := &busyDeployer{busy: map[string]bool{"h-web-3": true}}
+	h.e.dep = dep
+	h.e.lc.byName = map[string]store.HostRecord{}
+	var existing []*Resource
+	for i := 0; i < 4; i++ {
+		name := machineName("s", "web", i, false)
+		existing = append(existing, &Resource{Address: machineAddress("web", i, false), Kind: KindMachine, Group: "web", Index: i, Name: name})
+		h.e.lc.byName[name] = store.HostRecord{Host: api.Host{ID: "h-web-" + string(rune('0'+i)), Name: name}}
+	}
+	if got := h.e.chooseKept(existing, 2, false); len(got) != 2 || got[0] != 0 || got[1] != 3 {
+		t.Fatalf("scale 4 -> 2 keeps %v, want [0 3] (web-3 is in a deployment, then the lowest indexes)", got)
+	}
+	if got := h.e.chooseKept(existing[:2], 4, false); len(got) != 4 || got[2] != 2 || got[3] != 3 {
+		t.Fatalf("scale 2 -> 4 = %v, want [0 1 2 3] (new machines take the lowest free indexes)", got)
+	}
+	if got := h.e.chooseKept([]*Resource{existing[0], existing[3]}, 3, false); got[0] != 0 || got[1] != 1 || got[2] != 3 {
+		t.Fatalf("indexes {0,3} scaled to 3 = %v, want [0 1 3]", got)
+	}
+}

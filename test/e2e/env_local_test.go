@@ -273,3 +273,42 @@ func TestEnvBadDefinitionCLI(t *testing.T) {
 		t.Fatalf("plan with an unreachable Docker: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestEnvSavedPlan applies a plan saved with --out exactly, and refuses a
+// saved plan once another apply has moved the state.
+func TestEnvSavedPlan(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	dir := t.TempDir()
+	def := "provider \"local\" \"here\" {}\ngroup \"web\" {\n  provider = provider.local.here\n  count    = var.n\n}\nvariable \"n\" {\n  type    = number\n  default = 1\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan1, plan2 := filepath.Join(t.TempDir(), "one.plan"), filepath.Join(t.TempDir(), "two.plan")
+	r := c.gantry("plan", dir, "--env", "saved", "--out", plan1)
+	r.ok(t)
+	if !strings.Contains(r.stdout, "+   group.web[0]") || !strings.Contains(r.stdout, "Saved the plan to "+plan1) {
+		t.Fatalf("plan --out:\n%s", r.stdout)
+	}
+	if fi, err := os.Stat(plan1); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("saved plan %s: %v (mode %v), want mode 0600", plan1, err, fi.Mode())
+	}
+	// A second saved plan against the same state, with 2 machines.
+	c.gantry("plan", dir, "--env", "saved", "--var", "n=2", "--out", plan2).ok(t)
+	r = c.gantryWithin(60*time.Second, "apply", plan1, "--auto-approve")
+	r.ok(t)
+	if e := c.env("saved"); machineNames(e) != "saved-web-0" {
+		t.Fatalf("after applying the saved plan: %s", machineNames(e))
+	}
+	r = c.gantryWithin(60*time.Second, "apply", plan2, "--auto-approve")
+	if r.code != 1 || !strings.Contains(r.stderr, "the plan is stale") || !strings.Contains(r.stderr, "run plan again") {
+		t.Fatalf("applying a plan made before another apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if e := c.env("saved"); machineNames(e) != "saved-web-0" {
+		t.Fatalf("a refused plan changed the environment: %s", machineNames(e))
+	}
+	r = c.gantry("apply", plan1, "--env", "other", "--auto-approve")
+	if r.code != 2 || !strings.Contains(r.stderr, "is for environment saved") {
+		t.Fatalf("a plan applied to another --env: exit %d\n%s", r.code, r.stderr)
+	}
+	c.gantryWithin(60*time.Second, "destroy", "--env", "saved", "--auto-approve").ok(t)
+}
