@@ -3,6 +3,7 @@ package infra
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -396,5 +397,128 @@ func TestScaleInKeepsMachinesInADeployment(t *testing.T) {
 	}
 	if got := h.e.chooseKept([]*Resource{existing[0], existing[3]}, 3, false); got[0] != 0 || got[1] != 1 || got[2] != 3 {
 		t.Fatalf("indexes {0,3} scaled to 3 = %v, want [0 1 3]", got)
+	}
+}
+
+// recordingFleet takes lifecycle jobs without running them; its hosts are
+// all online.
+type recordingFleet struct {
+	mu   sync.Mutex
+	jobs []api.Job
+	exec map[string][]api.Execution
+}
+
+func (f *recordingFleet) CreateInternalJob(_ context.Context, j api.Job, xs []api.Execution) (api.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs = append(f.jobs, j)
+	if f.exec == nil {
+		f.exec = map[string][]api.Execution{}
+	}
+	f.exec[j.ID] = xs
+	return j, nil
+}
+func (f *recordingFleet) HostOnline(string) bool { return true }
+
+// TestConfigureCoalescesAndSupersedes drives the lifecycle controller with
+// a clock of its own: a membership change waits for the debounce, a burst
+// gives one configure, and a configure still running when the next starts
+// is marked superseded. Each machine's context lists the online machines.
+func TestConfigureCoalescesAndSupersedes(t *testing.T) {
+	h := newHarness(t)
+	fl := &recordingFleet{}
+	h.e.fl = fl
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	h.e.now = func() time.Time { return now }
+	tick := func(d time.Duration) {
+		now = now.Add(d)
+		if err := h.e.lc.tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three set-up web machines of environment "co".
+	st := newState("co")
+	st.Resources["group.web"] = &Resource{Address: "group.web", Kind: KindGroup, Group: "web", Spec: &GroupRecord{Configure: "reconfigure", ConfigureTimeout: 300}}
+	if err := h.st.CreateJoinToken(ctx, store.JoinTokenRecord{Hash: "th", JoinToken: api.JoinToken{ID: "jt-1", MaxUses: 10, ExpiresAt: now.Add(time.Hour), CreatedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for i := 0; i < 3; i++ {
+		name := machineName("co", "web", i, false)
+		st.Resources[machineAddress("web", i, false)] = &Resource{Address: machineAddress("web", i, false), Kind: KindMachine, Group: "web", Index: i, Name: name, IP: "10.1.0." + string(rune('1'+i))}
+		ids[name] = "h-" + name
+		if err := h.st.EnrollHost(ctx, "th", now, store.HostRecord{Host: api.Host{ID: ids[name], Name: name, Labels: map[string]string{LabelSetup: "done"}, EnrolledAt: now}, NKey: "U" + name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.st.SaveEnvironment(ctx, store.Environment{Name: "co", Serial: 1, State: stateJSON(st), Definition: []byte{}, Vars: []byte("[]")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	configures := func() []api.Job {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		var out []api.Job
+		for _, j := range fl.jobs {
+			if strings.HasPrefix(j.ID, "cf-") {
+				out = append(out, j)
+			}
+		}
+		return out
+	}
+	tick(0)
+	tick(200 * time.Millisecond)
+	if n := len(configures()); n != 0 {
+		t.Fatalf("%d configure jobs before the membership settled, want 0", n)
+	}
+	tick(400 * time.Millisecond)
+	cf := configures()
+	if len(cf) != 1 || cf[0].Script != "reconfigure" || len(fl.exec[cf[0].ID]) != 3 {
+		t.Fatalf("after the debounce: %d configure jobs (%+v), want one on the 3 machines", len(cf), cf)
+	}
+	tick(time.Second)
+	if n := len(configures()); n != 1 {
+		t.Fatalf("%d configure jobs with no change, want still 1", n)
+	}
+	// Two machines leave in a burst: one configure, the running one superseded.
+	for _, n := range []string{"co-web-1", "co-web-2"} {
+		if err := h.st.RevokeHost(ctx, ids[n]); err != nil {
+			t.Fatal(err)
+		}
+		tick(100 * time.Millisecond)
+	}
+	tick(600 * time.Millisecond)
+	cf = configures()
+	if len(cf) != 2 {
+		t.Fatalf("%d configure jobs after a burst of two leaves, want 2 in all (the burst coalesced)", len(cf))
+	}
+	xs := fl.exec[cf[1].ID]
+	if len(xs) != 1 || xs[0].HostName != "co-web-0" {
+		t.Fatalf("second configure runs on %+v, want co-web-0 only", xs)
+	}
+	var cmd struct {
+		Env     map[string]string `json:"env"`
+		Context struct {
+			Groups map[string]struct {
+				Hosts []struct{ Name, Address string }
+			}
+		} `json:"context"`
+	}
+	if err := json.Unmarshal(xs[0].Payload, &cmd); err != nil {
+		t.Fatal(err)
+	}
+	if len(cmd.Context.Groups["web"].Hosts) != 1 || cmd.Context.Groups["web"].Hosts[0].Name != "co-web-0" || cmd.Env["GANTRY_GROUP_WEB_ADDRESSES"] != "10.1.0.1" || cmd.Env["GANTRY_EVENT"] != "configure" {
+		t.Fatalf("second configure's context/env = %+v", cmd)
+	}
+	runs := h.e.lc.runsOf("co")
+	if len(runs) != 2 || runs[0].State != "superseded" || runs[1].State != "running" || strings.Join(runs[1].Online, ",") != "co-web-0" {
+		t.Fatalf("runs = %+v, want the first superseded and the second running with online [co-web-0]", runs)
+	}
+	// A restarted controller remembers the membership it configured.
+	h.e.lc = newLifecycle(h.e)
+	tick(0)
+	tick(time.Second)
+	if n := len(configures()); n != 2 {
+		t.Fatalf("a restarted controller configured again (%d jobs) with no change", n)
 	}
 }
