@@ -171,6 +171,7 @@ var defV2 = strings.NewReplacer(`image    = "db:1"`, `image    = "db:2"`, `label
 	`memory = 256`, `memory = "512MiB"`, `default = 2`, `default = 3`).Replace(defV1)
 
 func TestPlanApplyLifecycleGolden(t *testing.T) {
+	mem.Reset() // the golden files show its ids
 	h := newHarness(t)
 	const env = "gold"
 	v1 := h.definition(map[string]string{"main.hcl": defV1})

@@ -41,6 +41,15 @@ func Register(typ string, m *Memory, info provider.Info) {
 	provider.Register(provider.Factory{Info: info, New: func(map[string]string, provider.Env) (provider.Provider, error) { return m, nil }})
 }
 
+// Reset forgets every machine and network and restarts the ids.
+func (m *Memory) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Machines, m.Running, m.Networks = map[string]provider.Machine{}, map[string]bool{}, map[string]provider.Network{}
+	m.fail, m.Calls = map[string]error{}, map[string]int{}
+	m.seq.Store(0)
+}
+
 // Fail makes creating the machine called name fail with err (once).
 func (m *Memory) Fail(name string, err error) {
 	m.mu.Lock()
