@@ -80,7 +80,7 @@ func TestNewValidation(t *testing.T) {
 
 func TestPassphraseKey(t *testing.T) {
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("no ssh-keygen")
+		t.Fatal("this test needs ssh-keygen: apt-get install -y openssh-client (make test installs it)")
 	}
 	key := filepath.Join(t.TempDir(), "id")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", key).CombinedOutput(); err != nil {
