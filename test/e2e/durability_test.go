@@ -156,8 +156,9 @@ func TestAgentKilledMidScript(t *testing.T) {
 	r.ok(t)
 	jobID := regexp.MustCompile(`j-[a-z0-9]+`).FindString(r.stdout)
 	eventually(t, 10*time.Second, "script started", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(marks, "v1"))
-		return err == nil, ""
+		// The line, not the file: the shell creates the file before it writes.
+		b, err := os.ReadFile(filepath.Join(marks, "v1"))
+		return err == nil && strings.Contains(string(b), "started\n"), ""
 	})
 	c.agents["v1"].kill()
 	c.startAgent("v1", "", "")
