@@ -70,6 +70,7 @@ func (a *applier) commit(ctx context.Context, f func(st *State)) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f(a.st)
+	a.st.changed()
 	a.dirty = true
 	if wait := saveEvery - time.Since(a.lastSave); wait > 0 {
 		if a.flushAt == nil {
@@ -394,11 +395,17 @@ func (a *applier) applyGroup(ctx context.Context, b *config.Block) error {
 		}
 	}
 	err = parallel(work)
+	// The group's machines now: its indexes are below the old ones' highest
+	// plus the count (looked up by address, not by scanning the state).
+	bound := spec.Count
+	for _, r := range a.oldSt.machines(b.Name) {
+		bound = max(bound, r.Index+1+spec.Count)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var refs []config.MachineRef
-	for _, r := range a.st.machines(b.Name) {
-		if r.Host == host {
+	for i := 0; i < bound; i++ {
+		if r := a.st.Resources[machineAddress(b.Name, i, host)]; r != nil && r.Kind == KindMachine {
 			refs = append(refs, config.MachineRef{Name: r.Name, Index: r.Index, Address: r.IP, ID: r.ID, Known: true})
 		}
 	}
@@ -494,7 +501,7 @@ func (a *applier) createMachine(ctx context.Context, spec config.GroupSpec, grou
 		return err
 	}
 	a.mu.Lock()
-	nets, netIDs, _ := networkIDs(a.st, spec.Networks, &api.Plan{})
+	nets, netIDs, _ := networkIDs(a.st, spec.Networks, nil)
 	a.mu.Unlock()
 	labels := map[string]string{provider.LabelEnv: a.env, provider.LabelGroup: group, provider.LabelResource: addr}
 	for k, v := range spec.Labels {
@@ -523,7 +530,7 @@ func (a *applier) createMachine(ctx context.Context, spec config.GroupSpec, grou
 // the provider.
 func (a *applier) updateMachine(ctx context.Context, old *Resource, spec config.GroupSpec) error {
 	a.mu.Lock()
-	_, netIDs, _ := networkIDs(a.st, spec.Networks, &api.Plan{})
+	_, netIDs, _ := networkIDs(a.st, spec.Networks, nil)
 	a.mu.Unlock()
 	want := machineAttrs(spec, netIDs, true)
 	if want["cpus"] != old.Attrs["cpus"] || want["memory"] != old.Attrs["memory"] {

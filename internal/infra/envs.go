@@ -152,6 +152,7 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 	if def != nil {
 		a.world = config.PlanWorld(def)
 	}
+	a.oldSt.machines("") // builds its index now: blocks read it in parallel
 	for _, c := range pl.Changes {
 		a.changes[c.Address] = c
 	}

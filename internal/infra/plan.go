@@ -36,6 +36,9 @@ type planInput struct {
 	orphans []orphan
 	scale   map[string]int
 	destroy bool
+	// renewed are the networks the plan creates or replaces (their ids
+	// are not known yet).
+	renewed map[string]bool
 }
 
 // orphan is an object carrying the environment's labels that the state
@@ -175,6 +178,7 @@ func (e *Engine) stateProvider(def *config.Definition, key string) (provider.Pro
 func (e *Engine) makePlan(ctx context.Context, in planInput) (api.Plan, error) {
 	pl := api.Plan{Env: in.env, Changes: []api.PlanChange{}}
 	st := in.st
+	in.renewed = map[string]bool{}
 	for _, o := range in.orphans {
 		pl.Changes = append(pl.Changes, api.PlanChange{Address: o.found.Resource, Action: api.ActionDelete,
 			Reason: fmt.Sprintf("orphan %s %s left by an interrupted apply (not in the state)", o.found.Kind, shortID(o.found.ID)),
@@ -242,6 +246,9 @@ func (e *Engine) planNetwork(in planInput, b *config.Block, pl *api.Plan, wanted
 	c := diffResource(addr, old, want, in.drift[addr], func(string) bool { return true })
 	if c != nil {
 		pl.Changes = append(pl.Changes, *c)
+		if c.Action == api.ActionCreate || c.Action == api.ActionReplace {
+			in.renewed[addr] = true
+		}
 	}
 	if old != nil && c == nil {
 		world.Networks[b.Name] = config.NetworkValue(b.Name, old.ID, old.Subnet, old.Gateway, true)
@@ -296,7 +303,7 @@ func (e *Engine) planGroup(ctx context.Context, in planInput, b *config.Block, p
 	existing := in.st.machines(b.Name)
 	keep := e.chooseKept(existing, spec.Count, host)
 	var refs []config.MachineRef
-	_, netIDs, netKnown := networkIDs(in.st, spec.Networks, pl)
+	_, netIDs, netKnown := networkIDs(in.st, spec.Networks, in.renewed)
 	for _, idx := range keep {
 		addr := machineAddress(b.Name, idx, host)
 		wanted[addr] = true
@@ -375,20 +382,14 @@ func (e *Engine) hostOf(r *Resource) (string, bool) {
 }
 
 // networkIDs returns the provider ids of named networks as the state has
-// them; known is false when one of them is planned for (re)creation. The
-// attribute plans compare is "name:id" for each (a network created again
-// gets a new id, which replaces its machines).
-func networkIDs(st *State, names []string, pl *api.Plan) (ids []string, attr string, known bool) {
-	planned := map[string]bool{}
-	for _, c := range pl.Changes {
-		if c.Action == api.ActionCreate || c.Action == api.ActionReplace {
-			planned[c.Address] = true
-		}
-	}
+// them; known is false when one of them is planned for (re)creation
+// (renewed, by address). The attribute plans compare is "name:id" for each
+// (a network created again gets a new id, which replaces its machines).
+func networkIDs(st *State, names []string, renewed map[string]bool) (ids []string, attr string, known bool) {
 	shown := make([]string, 0, len(names))
 	for _, n := range names {
 		r := st.Resources["network."+n]
-		if r == nil || planned["network."+n] {
+		if r == nil || renewed["network."+n] {
 			return nil, strings.Join(names, ","), false
 		}
 		ids = append(ids, r.ID)

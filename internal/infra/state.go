@@ -32,7 +32,14 @@ type State struct {
 	// Scale holds counts set by `gantry scale`, by group: they win over the
 	// definition's count until an apply from a definition replaces them.
 	Scale map[string]int `json:"scale,omitempty"`
+
+	// byGroup indexes the machines by group; nil until needed, and reset by
+	// every change of Resources (changed).
+	byGroup map[string][]*Resource
 }
+
+// changed drops the indexes after Resources changed.
+func (s *State) changed() { s.byGroup = nil }
 
 // Resource is one recorded resource.
 type Resource struct {
@@ -104,14 +111,18 @@ func (s *State) clone() *State {
 
 // machines returns the machines of a group (or host block), by index.
 func (s *State) machines(group string) []*Resource {
-	var out []*Resource
-	for _, r := range s.Resources {
-		if r.Kind == KindMachine && r.Group == group {
-			out = append(out, r)
+	if s.byGroup == nil {
+		s.byGroup = map[string][]*Resource{}
+		for _, r := range s.Resources {
+			if r.Kind == KindMachine {
+				s.byGroup[r.Group] = append(s.byGroup[r.Group], r)
+			}
+		}
+		for _, rs := range s.byGroup {
+			sort.Slice(rs, func(i, j int) bool { return rs[i].Index < rs[j].Index })
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
-	return out
+	return s.byGroup[group]
 }
 
 // allMachines returns every machine, in address order.
