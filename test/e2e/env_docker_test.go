@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -203,4 +204,67 @@ func TestEnvShopOnDocker(t *testing.T) {
 		cs, ns := envContainers(t, env), envNetworks(t, env)
 		return len(cs) == 0 && len(ns) == 0, fmt.Sprintf("containers %v, networks %v", cs, ns)
 	})
+}
+
+// TestEnvDockerImageMissing: an apply that fails on a provider error (an
+// image that is not there) says so, records what it did make and nothing
+// else, leaves no container gantry cannot find, and the next apply, once
+// the definition is fixed, creates only what is missing.
+func TestEnvDockerImageMissing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Docker engine; skipped with -short")
+	}
+	requireDocker(t)
+	buildShop(t)
+	env := randomEnv()
+	removeEnvLater(t, env)
+	c := newCluster(t, clusterOpts{})
+	dir := t.TempDir()
+	write := func(badImage string) {
+		def := fmt.Sprintf(`provider "docker" "local" {}
+network "n" { provider = provider.docker.local }
+group "good" {
+  provider = provider.docker.local
+  image    = "gantry-shop-base:dev"
+  networks = [network.n]
+}
+group "bad" {
+  provider = provider.docker.local
+  image    = %q
+  networks = [network.n]
+}
+`, badImage)
+		if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(def), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("gantry-no-such-image:" + env)
+	r := c.gantryWithin(2*time.Minute, "apply", dir, "--env", env, "--auto-approve")
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, `image "gantry-no-such-image:`+env+`" not found locally`) {
+		t.Fatalf("apply with a missing image: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	e := c.env(env)
+	if got := machineNames(e); got != env+"-good-0" {
+		t.Fatalf("recorded machines after the failed apply: %q, want only %s-good-0", got, env)
+	}
+	if got := envContainers(t, env); !slices.Equal(got, []string{env + "-good-0"}) {
+		t.Fatalf("containers after the failed apply: %v, want only the good one (nothing unrecorded)", got)
+	}
+	write("gantry-shop-base:dev")
+	r = c.gantry("plan", dir, "--env", env)
+	r.ok(t)
+	if !strings.Contains(r.stdout, "+   group.bad[0]") || strings.Contains(r.stdout, "group.good[0]") {
+		t.Fatalf("plan after the fix must create only bad[0]:\n%s", r.stdout)
+	}
+	c.gantryWithin(2*time.Minute, "apply", dir, "--env", env, "--auto-approve").ok(t)
+	if got := envContainers(t, env); !slices.Equal(got, []string{env + "-bad-0", env + "-good-0"}) {
+		t.Fatalf("containers after the second apply: %v", got)
+	}
+	c.gantryWithin(2*time.Minute, "destroy", "--env", env, "--auto-approve").ok(t)
+	if got := envContainers(t, env); len(got) != 0 {
+		t.Fatalf("containers after destroy: %v", got)
+	}
+	if got := envNetworks(t, env); len(got) != 0 {
+		t.Fatalf("networks after destroy: %v", got)
+	}
 }
