@@ -27,3 +27,30 @@ func TestPostgresBackend(t *testing.T) {
 	}
 	c.waitHost("pg-1", api.HostOnline, 15*time.Second)
 }
+
+// An environment on a PostgreSQL-backed server: up, scale and destroy of
+// local machines, with the state, lock and lifecycle runs in PostgreSQL.
+func TestPostgresEnvironment(t *testing.T) {
+	c := newCluster(t, clusterOpts{database: pgtest.FreshSchema(t)})
+	trace := t.TempDir()
+	dir := localDefinition(t, trace)
+	c.gantryWithin(90*time.Second, "up", dir, "--env", "test", "--timeout", "60s").ok(t)
+	c.gantryWithin(90*time.Second, "scale", "--env", "test", "web=1", "--timeout", "60s").ok(t)
+	e := c.env("test")
+	if got := machineNames(e); got != "test-db-0,test-web-0" {
+		t.Fatalf("machines after scale on PostgreSQL: %s", got)
+	}
+	shutdowns := 0
+	for _, r := range e.Events {
+		if r.Event == "shutdown" && r.State == "succeeded" {
+			shutdowns++
+		}
+	}
+	if shutdowns != 1 {
+		t.Fatalf("%d succeeded shutdown runs recorded, want 1 (web-1): %+v", shutdowns, e.Events)
+	}
+	c.gantryWithin(60*time.Second, "destroy", "--env", "test", "--auto-approve").ok(t)
+	if e := c.env("test"); len(e.Machines) != 0 {
+		t.Fatalf("machines after destroy: %s", machineNames(e))
+	}
+}
