@@ -312,3 +312,41 @@ func TestEnvSavedPlan(t *testing.T) {
 	}
 	c.gantryWithin(60*time.Second, "destroy", "--env", "saved", "--auto-approve").ok(t)
 }
+
+// TestEnvSetupFailure: a machine whose setup fails makes up exit 1 with the
+// reason, shows as failed, and the next apply replaces it.
+func TestEnvSetupFailure(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	dir := t.TempDir()
+	flag := filepath.Join(t.TempDir(), "broken")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	def := "provider \"local\" \"here\" {}\ngroup \"web\" {\n  provider = provider.local.here\n  setup    = \"if [ -e " + flag + " ]; then echo 'no disk' >&2; exit 3; fi\"\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.gantryWithin(90*time.Second, "up", dir, "--env", "sf", "--timeout", "60s")
+	if r.code != 1 || !strings.Contains(r.stdout, "setup failed") || !strings.Contains(r.stdout, "exit 3") || !strings.Contains(r.stdout, "no disk") {
+		t.Fatalf("up with a failing setup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	e := c.env("sf")
+	if len(e.Machines) != 1 || e.Machines[0].Phase != api.PhaseFailed {
+		t.Fatalf("machine after a failed setup: %+v", e.Machines)
+	}
+	old := e.Machines[0].HostID
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	r = c.gantry("plan", dir, "--env", "sf")
+	r.ok(t)
+	if !strings.Contains(r.stdout, "-/+ group.web[0]  (setup failed") {
+		t.Fatalf("plan after a failed setup must replace the machine:\n%s", r.stdout)
+	}
+	c.gantryWithin(90*time.Second, "up", dir, "--env", "sf", "--timeout", "60s").ok(t)
+	e = c.env("sf")
+	if len(e.Machines) != 1 || e.Machines[0].Phase != api.PhaseOnline || e.Machines[0].HostID == old {
+		t.Fatalf("after the second up: %+v (old host %s)", e.Machines, old)
+	}
+	c.gantryWithin(60*time.Second, "destroy", "--env", "sf", "--auto-approve").ok(t)
+}
