@@ -31,6 +31,7 @@ type Store interface {
 	SaveEnvironment(ctx context.Context, e store.Environment, prev int64) error
 	SetEnvironmentEvents(ctx context.Context, name string, events []byte) error
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (store.Lease, error)
+	GetLease(ctx context.Context, name string) (store.Lease, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
 	ListHosts(ctx context.Context, includeRevoked bool) ([]store.HostRecord, error)
 	GetHostByName(ctx context.Context, name string) (store.HostRecord, error)
@@ -350,22 +351,13 @@ func (e *Engine) lock(ctx context.Context, env, who string, wait time.Duration) 
 	}, nil
 }
 
-// lockHolder returns who holds an environment's lock, "" if nobody. It
-// probes by trying to take it with a throw-away holder name that expires
-// at once.
+// lockHolder returns who holds an environment's lock, "" if nobody.
 func (e *Engine) lockHolder(ctx context.Context, env string) string {
-	name := "env/" + env
-	probe := "probe " + fmt.Sprint(e.now().UnixNano())
-	_, err := e.st.AcquireLease(ctx, name, probe, e.now(), time.Nanosecond)
-	if err == nil {
-		_ = e.st.ReleaseLease(ctx, name, probe)
+	l, err := e.st.GetLease(ctx, "env/"+env)
+	if err != nil || !l.ExpiresAt.After(e.now()) {
 		return ""
 	}
-	msg := err.Error()
-	if i := strings.Index(msg, store.ErrLeaseHeld.Error()+": "); i >= 0 {
-		return msg[i+len(store.ErrLeaseHeld.Error())+2:]
-	}
-	return ""
+	return l.Holder + " until " + l.ExpiresAt.Format(time.RFC3339)
 }
 
 // stateJSON encodes a state.

@@ -263,6 +263,9 @@ type Store interface {
 	// deployed revision, by host id.
 	HostRevisions(ctx context.Context, groupID string) (map[string]HostRevision, error)
 
+	// GetLease returns the named lease as stored, expired or not;
+	// ErrNotFound if it is not held.
+	GetLease(ctx context.Context, name string) (Lease, error)
 	// ReleaseLease gives up the named lease if holder holds it (no error
 	// otherwise).
 	ReleaseLease(ctx context.Context, name, holder string) error

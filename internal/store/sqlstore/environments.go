@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/gantry-dev/gantry/internal/store"
 )
@@ -105,4 +106,17 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 		return fmt.Errorf("release lease %s: %w", name, err)
 	}
 	return nil
+}
+
+// GetLease returns a lease as stored (it may have expired); ErrNotFound if
+// it was never taken or was released.
+func (s *Store) GetLease(ctx context.Context, name string) (store.Lease, error) {
+	l := store.Lease{Name: name}
+	var expires int64
+	err := s.r.QueryRowContext(ctx, s.q("SELECT holder, epoch, expires_at FROM leases WHERE name = ?"), name).Scan(&l.Holder, &l.Epoch, &expires)
+	if err != nil {
+		return l, fmt.Errorf("lease %s: %w", name, notFound(err))
+	}
+	l.ExpiresAt = time.Unix(0, expires).UTC()
+	return l, nil
 }

@@ -69,10 +69,17 @@ func testLeaseRelease(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	_, err := s.AcquireLease(ctx, "env/x", "a", at(0), time.Hour)
 	ok(t, err, "AcquireLease a")
+	l, err := s.GetLease(ctx, "env/x")
+	ok(t, err, "GetLease")
+	if l.Holder != "a" || !l.ExpiresAt.Equal(at(time.Hour)) {
+		t.Fatalf("GetLease = %+v, want holder a until t0+1h", l)
+	}
 	ok(t, s.ReleaseLease(ctx, "env/x", "b"), "ReleaseLease by a non-holder")
 	_, err = s.AcquireLease(ctx, "env/x", "b", at(time.Second), time.Hour)
 	isErr(t, err, store.ErrLeaseHeld, "AcquireLease b while a holds it (a non-holder's release did nothing)")
 	ok(t, s.ReleaseLease(ctx, "env/x", "a"), "ReleaseLease by the holder")
+	_, err = s.GetLease(ctx, "env/x")
+	isErr(t, err, store.ErrNotFound, "GetLease after release")
 	if _, err := s.AcquireLease(ctx, "env/x", "b", at(2*time.Second), time.Hour); err != nil {
 		t.Fatalf("AcquireLease b after a released it: %v", err)
 	}
