@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
-	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/store"
 )
 
@@ -468,76 +467,6 @@ func (l *lifecycle) configure(ctx context.Context, env string, st *State, views 
 	return errors.Join(errs...)
 }
 
-// supersede marks the configure runs still going as superseded.
-func (l *lifecycle) supersede(ctx context.Context, env string) {
-	l.mu.Lock()
-	changed := false
-	for i := range l.runs[env] {
-		r := &l.runs[env][i]
-		if r.Event == "configure" && r.State == "running" {
-			r.State, changed = "superseded", true
-		}
-	}
-	l.mu.Unlock()
-	if changed {
-		l.saveRuns(ctx, env)
-	}
-}
-
-// lastConfiguredLocked is the membership of the last configure recorded.
-func (l *lifecycle) lastConfiguredLocked(env string) string {
-	runs := l.runs[env]
-	for i := len(runs) - 1; i >= 0; i-- {
-		if runs[i].Event == "configure" {
-			names := append([]string(nil), runs[i].Online...)
-			sort.Strings(names)
-			return strings.Join(names, ",")
-		}
-	}
-	return ""
-}
-
-// target is one host of a lifecycle job with its environment and context.
-type target struct {
-	host    store.HostRecord
-	env     map[string]string
-	context json.RawMessage
-}
-
-// runJob creates (at most once, by id) a lifecycle job.
-func (e *Engine) runJob(ctx context.Context, id, script string, timeout int, ts []target) (api.Job, error) {
-	job := api.Job{ID: id, Kind: api.JobKindLifecycle, Selector: "gantry lifecycle", Script: script, TimeoutSeconds: timeout}
-	var execs []api.Execution
-	for _, t := range ts {
-		payload, _ := json.Marshal(protocol.ExecCommand{Env: t.env, Context: t.context})
-		execs = append(execs, api.Execution{ID: id + "-" + t.host.ID, HostID: t.host.ID, HostName: t.host.Name, Payload: payload})
-	}
-	j, err := e.fl.CreateInternalJob(ctx, job, execs)
-	if err != nil {
-		return j, fmt.Errorf("lifecycle job %s: %w", id, err)
-	}
-	return j, nil
-}
-
-// waitJob polls a job until it is finished or the deadline passes.
-func (e *Engine) waitJob(ctx context.Context, id string, d time.Duration) (api.Job, error) {
-	deadline := time.Now().Add(d)
-	for {
-		j, err := e.st.GetJob(ctx, id)
-		if err == nil && j.State == api.JobFinished {
-			return j, nil
-		}
-		if time.Now().After(deadline) {
-			return j, fmt.Errorf("job %s did not finish within %s", id, d)
-		}
-		select {
-		case <-ctx.Done():
-			return j, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // shutdown runs a machine's shutdown script and waits for it (its timeout
 // plus a grace period). A machine whose agent is offline is destroyed
 // without it.
@@ -632,137 +561,6 @@ func (l *lifecycle) context(env string, st *State, event string, self *Resource,
 // envKey upper-cases a group name for an environment variable name.
 func envKey(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-", "_")) }
 
-func setupJobID(hostID string) string { return "su-" + hostID }
-
-func jobSucceeded(j api.Job) bool {
-	if len(j.Executions) == 0 {
-		return j.Counts[api.ExecSucceeded] > 0 && len(j.Counts) == 1
-	}
-	for _, x := range j.Executions {
-		if x.State != api.ExecSucceeded {
-			return false
-		}
-	}
-	return true
-}
-
-// jobFailure says why a job's executions did not all succeed.
-func jobFailure(j api.Job) string {
-	var parts []string
-	for _, x := range j.Executions {
-		if x.State == api.ExecSucceeded {
-			continue
-		}
-		s := x.HostName + ": " + x.State
-		if x.ExitCode != nil {
-			s += " (exit " + strconv.Itoa(*x.ExitCode) + ")"
-		}
-		if x.Error != "" {
-			s += ": " + x.Error
-		}
-		if tail := lastLine(x.Stderr); tail != "" {
-			s += ": " + tail
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, "; ")
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	if len(s) > 200 {
-		s = s[len(s)-200:]
-	}
-	return s
-}
-
-func ptrTime(t time.Time) *time.Time { return &t }
-
-// loadRuns reads an environment's recorded runs once.
-func (l *lifecycle) loadRuns(rec store.Environment) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.loaded[rec.Name] {
-		return
-	}
-	var runs []api.LifecycleRun
-	_ = json.Unmarshal(rec.Events, &runs)
-	l.runs[rec.Name] = runs
-	l.loaded[rec.Name] = true
-}
-
-func (l *lifecycle) addRun(ctx context.Context, env string, r api.LifecycleRun) {
-	l.mu.Lock()
-	l.runs[env] = append(l.runs[env], r)
-	if n := len(l.runs[env]); n > maxRuns {
-		l.runs[env] = l.runs[env][n-maxRuns:]
-	}
-	l.mu.Unlock()
-	l.saveRuns(ctx, env)
-}
-
-func (l *lifecycle) saveRuns(ctx context.Context, env string) {
-	l.mu.Lock()
-	b, _ := json.Marshal(l.runs[env])
-	l.mu.Unlock()
-	if err := l.e.st.SetEnvironmentEvents(ctx, env, b); err != nil && !errors.Is(err, store.ErrNotFound) {
-		l.e.log.Error("record lifecycle runs", "env", env, "err", err)
-	}
-}
-
-// finishRun records the end of a run from its job.
-func (l *lifecycle) finishRun(ctx context.Context, env, id string, j api.Job) {
-	l.mu.Lock()
-	changed := false
-	for i := range l.runs[env] {
-		r := &l.runs[env][i]
-		if r.ID != id || r.EndedAt != nil || j.State != api.JobFinished {
-			continue
-		}
-		if r.State == "running" {
-			r.State = "failed"
-			if jobSucceeded(j) {
-				r.State = "succeeded"
-			} else {
-				r.Reason = jobFailure(j)
-			}
-		}
-		r.EndedAt, changed = ptrTime(l.e.now().UTC()), true
-	}
-	l.mu.Unlock()
-	if changed {
-		l.saveRuns(ctx, env)
-	}
-}
-
-// updateRuns ends the runs whose jobs finished.
-func (l *lifecycle) updateRuns(ctx context.Context, env string) error {
-	l.mu.Lock()
-	var open []string
-	for _, r := range l.runs[env] {
-		if r.EndedAt == nil && (r.State == "running" || r.State == "superseded") {
-			open = append(open, r.ID)
-		}
-	}
-	l.mu.Unlock()
-	for _, id := range open {
-		j, err := l.e.st.GetJob(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if j.State == api.JobFinished {
-			l.finishRun(ctx, env, id, j)
-		}
-	}
-	return nil
-}
-
 // failedMachines returns the machines whose setup or deployment failed,
 // by address, with the reason: the next apply replaces them.
 func (l *lifecycle) failedMachines(ctx context.Context, st *State) map[string]string {
@@ -780,17 +578,4 @@ func (l *lifecycle) failedMachines(ctx context.Context, st *State) map[string]st
 		}
 	}
 	return out
-}
-
-// runsOf returns an environment's recorded runs.
-func (l *lifecycle) runsOf(env string) []api.LifecycleRun {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]api.LifecycleRun(nil), l.runs[env]...)
-}
-
-func (l *lifecycle) isLoaded(env string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.loaded[env]
 }
