@@ -525,7 +525,13 @@ func (a *app) waitOnline(ctx context.Context, env string, o *envOptions) error {
 			if a.jsonOutput() {
 				_ = writeJSON(a.stdout, e)
 			}
-			return fmt.Errorf("%d of %d machines online after %s: see 'gantry env show %s'", online, len(e.Machines), o.Timeout, env)
+			var late []string
+			for _, m := range e.Machines {
+				if m.Phase != api.PhaseOnline {
+					late = append(late, m.Name+" "+m.Phase+phaseHint(m.Phase))
+				}
+			}
+			return fmt.Errorf("%d of %d machines online after %s; not online: %s. See 'gantry env show %s'", online, len(e.Machines), o.Timeout, strings.Join(late, "; "), env)
 		}
 		select {
 		case <-ctx.Done():
@@ -552,6 +558,21 @@ func (a *app) waitOnline(ctx context.Context, env string, o *envOptions) error {
 		fmt.Fprintf(a.stdout, "Environment %q is up: %d machines online.\n", env, len(e.Machines))
 	}
 	return nil
+}
+
+// phaseHint says where to look when a machine stays in a phase.
+func phaseHint(phase string) string {
+	switch phase {
+	case api.PhaseJoining:
+		return " (its agent has not enrolled: check that it can reach the server; docker logs NAME for containers)"
+	case api.PhaseSetup:
+		return " (setup still running: gantry jobs show su-<host id>)"
+	case api.PhaseDeploying:
+		return " (see gantry deployments ls)"
+	case api.PhaseOffline:
+		return " (its agent is silent)"
+	}
+	return ""
 }
 
 func machineTable(w io.Writer, ms []api.EnvMachine) error {
