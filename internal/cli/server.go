@@ -166,6 +166,7 @@ Try it (in another terminal):
   gantry hosts ls
   gantry run --selector role=web -- 'echo "hello from $GANTRY_HOST_NAME"; uname -sr'
   gantry jobs ls
+  gantry up examples/local --env try      # an environment of local machines
 
 Press Ctrl-C to stop.
 `, took.Seconds(), url, token, strings.Join(agents, ", "), url, token)

@@ -350,3 +350,28 @@ func TestEnvSetupFailure(t *testing.T) {
 	}
 	c.gantryWithin(60*time.Second, "destroy", "--env", "sf", "--auto-approve").ok(t)
 }
+
+// TestEnvExampleLocal: examples/local, as the README tells it, comes up,
+// scales and goes.
+func TestEnvExampleLocal(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	dir, err := filepath.Abs("../../examples/local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.gantryWithin(90*time.Second, "up", dir, "--env", "dev", "--timeout", "60s")
+	r.ok(t)
+	if !strings.Contains(r.stdout, `web = ["dev-web-0","dev-web-1"]`) || !strings.Contains(r.stdout, "3 machines online") {
+		t.Fatalf("up examples/local:\n%s", r.stdout)
+	}
+	c.gantryWithin(90*time.Second, "scale", "--env", "dev", "web=3", "--timeout", "60s").ok(t)
+	eventually(t, 20*time.Second, "a configure that saw 3 web machines", func() (bool, string) {
+		for _, run := range c.env("dev").Events {
+			if run.Event == "configure" && run.State == "succeeded" && len(run.Hosts) == 3 {
+				return true, ""
+			}
+		}
+		return false, phases(c.env("dev"))
+	})
+	c.gantryWithin(60*time.Second, "destroy", "--env", "dev", "--auto-approve").ok(t)
+}
