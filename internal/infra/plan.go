@@ -49,15 +49,6 @@ type orphan struct {
 	provider provider.Provider
 }
 
-// desired is one machine the definition wants.
-type desired struct {
-	group string
-	index int
-	host  bool
-	spec  config.GroupSpec
-	attrs map[string]string
-}
-
 // refresh reads every recorded resource back from its provider, updating
 // addresses and noting what is gone, and lists objects the state does not
 // know. It reads in parallel.

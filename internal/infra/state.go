@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/infra/config"
 )
 
 // Resource kinds in the state.
@@ -147,12 +148,13 @@ func machineAddress(group string, index int, host bool) string {
 	return kind + group + "[" + strconv.Itoa(index) + "]"
 }
 
-// machineName is the host name of a group's machine.
+// machineName is the host name of a group's machine (the language's
+// naming, which plans and expressions see) or of a host block's.
 func machineName(env, group string, index int, host bool) string {
 	if host {
 		return env + "-" + group
 	}
-	return env + "-" + group + "-" + strconv.Itoa(index)
+	return config.MachineName(env, group, index)
 }
 
 // lessAddress orders addresses by kind, then name, then index as a number.

@@ -24,22 +24,10 @@ type MachineRef struct {
 	Known bool
 }
 
-// The types of the objects expressions see as group.X, host.X and
-// network.X.
-var (
-	machineType = cty.Object(map[string]cty.Type{
-		"name": cty.String, "index": cty.Number, "address": cty.String, "id": cty.String,
-	})
-	groupType = cty.Object(map[string]cty.Type{
-		"name": cty.String, "count": cty.Number, "labels": cty.Map(cty.String), "hosts": cty.List(machineType),
-	})
-	hostType = cty.Object(map[string]cty.Type{
-		"name": cty.String, "address": cty.String, "id": cty.String,
-	})
-	networkType = cty.Object(map[string]cty.Type{
-		"name": cty.String, "id": cty.String, "subnet": cty.String, "gateway": cty.String,
-	})
-)
+// machineType is the type of one of group.X.hosts.
+var machineType = cty.Object(map[string]cty.Type{
+	"name": cty.String, "index": cty.Number, "address": cty.String, "id": cty.String,
+})
 
 // objectAttrs are the attribute names of the objects of each kind, for
 // static checks of references.
