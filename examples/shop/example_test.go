@@ -7,7 +7,6 @@
 package shop
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/internal/providers/docker/dockertest"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -351,17 +352,8 @@ func docker(t *testing.T, args ...string) string {
 	return out
 }
 
-func dockerTry(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%w: %s", err, stderr.String())
-	}
-	return stdout.String(), nil
-}
+// dockerTry runs the docker CLI (see dockertest.CLI).
+func dockerTry(args ...string) (string, error) { return dockertest.CLI(args...) }
 
 // execIn runs argv in a container with stdin and extra environment, and
 // returns stdout and stderr together. It must end within 30 s: a script

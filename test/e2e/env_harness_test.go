@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/providers/docker/dockertest"
+
 	"github.com/gantry-dev/gantry/api"
 )
 
@@ -68,18 +70,8 @@ func buildShop(t *testing.T) {
 	}
 }
 
-// dockerTry runs the docker CLI (one minute at most) and returns stdout.
-func dockerTry(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
-}
+// dockerTry runs the docker CLI (see dockertest.CLI).
+func dockerTry(args ...string) (string, error) { return dockertest.CLI(args...) }
 
 func dockerCLI(t *testing.T, args ...string) string {
 	t.Helper()

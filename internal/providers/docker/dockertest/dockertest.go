@@ -473,3 +473,18 @@ func Logs(ctx context.Context, c *engine.Client, id string) (string, error) {
 	}
 	return out.String(), nil
 }
+
+// CLI runs the docker command-line client (one minute at most), for tests
+// that check what a user sees with it (`docker ps --filter …`), and
+// returns its standard output; the error carries its standard error.
+func CLI(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
