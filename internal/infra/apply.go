@@ -519,7 +519,7 @@ func (a *applier) createMachine(ctx context.Context, spec config.GroupSpec, grou
 	if err != nil {
 		return err
 	}
-	a.e.lc.expect(a.env, name)
+	a.e.Kick() // the lifecycle waits for its agent
 	return a.commit(ctx, func(st *State) {
 		st.Resources[addr] = &Resource{Address: addr, Kind: KindMachine, Group: group, Index: idx, Host: host, Provider: spec.Provider, ID: ms.ID,
 			Name: name, IP: ms.Address, Attrs: machineAttrs(spec, netIDs, true), CreatedAt: a.e.now().UTC()}
@@ -573,7 +573,7 @@ func (a *applier) deleteMachine(ctx context.Context, r *Resource) error {
 	if g := a.oldSt.Resources[groupAddress(r)]; g != nil {
 		rec = g.Spec
 	}
-	a.e.lc.leaving(a.env, r.Name)
+	a.e.Kick() // configure runs once it is gone
 	if rec != nil && rec.Shutdown != "" {
 		if err := a.e.shutdown(ctx, a.env, r, rec); err != nil {
 			a.event(api.ApplyEvent{Type: "log", Address: r.Address, Message: "shutdown: " + err.Error()})

@@ -115,11 +115,6 @@ func (l *lifecycle) hostID(name string) (string, bool) {
 	return h.ID, ok
 }
 
-// expect and leaving wake the controller when an apply adds or removes a
-// machine.
-func (l *lifecycle) expect(env, name string)  { l.e.Kick() }
-func (l *lifecycle) leaving(env, name string) { l.e.Kick() }
-
 // machineView is one machine's derived lifecycle state.
 type machineView struct {
 	r     *Resource
@@ -186,6 +181,7 @@ func (l *lifecycle) tickEnv(ctx context.Context, rec store.Environment, st *Stat
 func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]store.HostRecord) ([]machineView, error) {
 	revs := map[string]map[string]store.HostRevision{}
 	groups := map[string]api.DeploymentGroup{}
+	failedBy := map[string]map[string]bool{} // group id/revision -> failed hosts
 	var out []machineView
 	for _, r := range st.allMachines() {
 		v := machineView{r: r}
@@ -231,7 +227,14 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 				v.phase = l.onlineOrNot(v.host.ID)
 			} else {
 				v.phase = api.PhaseDeploying
-				if l.e.dep.Active(g.ID) == "" && l.deployFailed(ctx, g, rec.Revision, v.host.ID) {
+				if l.e.dep.Active(g.ID) != "" {
+					break
+				}
+				fk := g.ID + "/" + rec.Revision
+				if _, ok := failedBy[fk]; !ok {
+					failedBy[fk] = l.failedHosts(ctx, g, rec.Revision)
+				}
+				if failedBy[fk][v.host.ID] {
 					v.phase, v.err = api.PhaseFailed, "deployment of "+rec.Revision+" failed on this machine (see `gantry deployments ls "+rec.App+"`)"
 				}
 			}
@@ -250,28 +253,32 @@ func (l *lifecycle) onlineOrNot(hostID string) string {
 	return api.PhaseOffline
 }
 
-// deployFailed reports whether the group's last deployment of rev failed
-// on the host.
-func (l *lifecycle) deployFailed(ctx context.Context, g api.DeploymentGroup, rev, hostID string) bool {
+// failedHosts returns the hosts on which the group's latest finished
+// deployment of rev (the newest one that had them) failed. Views read it
+// once per group and tick, not once per machine.
+func (l *lifecycle) failedHosts(ctx context.Context, g api.DeploymentGroup, rev string) map[string]bool {
+	failed := map[string]bool{}
 	deps, err := l.e.st.ListDeployments(ctx, g.App, 50)
 	if err != nil {
-		return false
+		return failed
 	}
-	for _, d := range deps {
+	decided := map[string]bool{}
+	for _, d := range deps { // newest first
 		if d.GroupID != g.ID || d.Revision != rev || !api.DeployDone(d.State) {
 			continue
 		}
 		full, err := l.e.st.GetDeployment(ctx, d.ID)
 		if err != nil {
-			return false
+			return failed
 		}
 		for _, h := range full.Hosts {
-			if h.HostID == hostID {
-				return h.State == api.HostDeployFailed
+			if !decided[h.HostID] {
+				decided[h.HostID] = true
+				failed[h.HostID] = h.State == api.HostDeployFailed
 			}
 		}
 	}
-	return false
+	return failed
 }
 
 // advance starts a machine's setup or marks it done.
