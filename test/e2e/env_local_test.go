@@ -375,3 +375,44 @@ func TestEnvExampleLocal(t *testing.T) {
 	})
 	c.gantryWithin(60*time.Second, "destroy", "--env", "dev", "--auto-approve").ok(t)
 }
+
+// TestEnvDeployOnMachines: a group's deploy block puts the application's
+// revision on its machines after setup (through the deployments engine);
+// a revision whose ValidateService fails leaves the machines failed with
+// the reason, and up exits 1.
+func TestEnvDeployOnMachines(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	c.gantry("app", "create", "tiny").ok(t)
+	good := c.push("tiny", bundle("/srv/tiny", map[string]string{"index.html": "v1\n"}, hook{event: "ValidateService", script: "exit 0"}))
+	dir := t.TempDir()
+	def := func(rev string) {
+		src := "provider \"local\" \"here\" {}\ngroup \"web\" {\n  provider = provider.local.here\n  count    = 2\n  setup    = \"true\"\n  deploy {\n    app      = \"tiny\"\n    revision = \"" + rev + "\"\n    config   = \"AllAtOnce\"\n  }\n}\n"
+		if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	def(good)
+	c.gantryWithin(90*time.Second, "up", dir, "--env", "dp", "--timeout", "60s").ok(t)
+	e := c.env("dp")
+	for _, m := range e.Machines {
+		if m.Phase != api.PhaseOnline || m.Revision != good {
+			t.Fatalf("after up: %s is %s with revision %q, want online with %s", m.Name, m.Phase, m.Revision, good)
+		}
+		b, err := os.ReadFile(filepath.Join(c.dir, "server", "infra", "providers", "local", m.Name, "root", "srv", "tiny", "index.html"))
+		if err != nil || string(b) != "v1\n" {
+			t.Fatalf("%s's installed file: %q %v", m.Name, b, err)
+		}
+	}
+	bad := c.push("tiny", bundle("/srv/tiny", map[string]string{"index.html": "v2\n"}, hook{event: "ValidateService", script: "echo broken >&2; exit 4"}))
+	def(bad)
+	r := c.gantryWithin(120*time.Second, "up", dir, "--env", "dp", "--timeout", "90s")
+	if r.code != 1 || !strings.Contains(r.stdout, "deployment of "+bad+" failed") {
+		t.Fatalf("up with a failing revision: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, m := range c.env("dp").Machines {
+		if m.Phase != api.PhaseFailed {
+			t.Errorf("%s is %s after its deployment failed, want failed", m.Name, m.Phase)
+		}
+	}
+	c.gantryWithin(60*time.Second, "destroy", "--env", "dp", "--auto-approve").ok(t)
+}
