@@ -97,6 +97,9 @@ type Hello struct {
 type HelloReply struct {
 	// HeartbeatMillis is the heartbeat interval the server expects.
 	HeartbeatMillis int64 `json:"heartbeat_ms"`
+	// ServerTime is the server's clock when it replied: the agent measures
+	// its clock skew from it (half the round trip is the error bound).
+	ServerTime time.Time `json:"server_time"`
 }
 
 // Heartbeat is sent by an agent every heartbeat interval.
