@@ -1,6 +1,7 @@
 # gantry — make targets. `make dev` runs gantry on its embedded defaults;
 # `make test` installs what the tests need (Debian packages, PostgreSQL
-# started) and runs every test.
+# started, staticcheck), vets (go vet, staticcheck, gofmt) and runs every
+# test.
 GO ?= go
 BIN := bin/gantry
 
@@ -14,12 +15,19 @@ build:
 dev: build
 	./$(BIN) server --dev
 
+# staticcheck is installed (pinned) by scripts/test-deps.sh into GOBIN, or
+# $(go env GOPATH)/bin when GOBIN is unset.
+STATICCHECK ?= $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)/staticcheck
+
 vet:
 	$(GO) vet ./...
+	@test -x "$(STATICCHECK)" || { echo "staticcheck not found at $(STATICCHECK): run scripts/test-deps.sh"; exit 1; }
+	"$(STATICCHECK)" ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-test: vet
-	url="$$(./scripts/test-deps.sh)" && GANTRY_TEST_POSTGRES_URL="$$url" $(GO) test -count=1 -timeout 20m ./...
+# The test dependencies come first: vet needs staticcheck.
+test:
+	url="$$(./scripts/test-deps.sh)" && $(MAKE) --no-print-directory vet && GANTRY_TEST_POSTGRES_URL="$$url" $(GO) test -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...

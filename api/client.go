@@ -136,10 +136,12 @@ func (c *Client) ListJoinTokens(ctx context.Context) ([]JoinToken, error) {
 	return list[JoinToken](ctx, c, "/api/v1/join-tokens", nil)
 }
 
-// CreateJob starts a job and returns it with one execution per matched host.
+// CreateJob starts a job and returns it with one execution per matched
+// host. It is idempotent: see WithIdempotencyKey; transient failures are
+// retried with the same key.
 func (c *Client) CreateJob(ctx context.Context, spec JobSpec) (Job, error) {
 	var out Job
-	err := c.do(ctx, http.MethodPost, "/api/v1/jobs", nil, spec, &out)
+	err := c.create(ctx, "/api/v1/jobs", spec, &out)
 	return out, err
 }
 
@@ -294,6 +296,9 @@ func (c *Client) send(ctx context.Context, method, p string, q url.Values, body 
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if k := idempotencyKey(ctx); k != "" && method == http.MethodPost {
+		req.Header.Set(IdempotencyKeyHeader, k)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -27,19 +27,19 @@ func (c *Client) GetGroup(ctx context.Context, app, group string) (DeploymentGro
 }
 
 // Deploy starts a deployment of a revision of app to a group and returns
-// it with its hosts.
+// it with its hosts. It is idempotent like CreateJob.
 func (c *Client) Deploy(ctx context.Context, app, group string, req DeployRequest) (Deployment, error) {
 	var out Deployment
-	err := c.do(ctx, http.MethodPost, path("apps", app, "groups", group, "deployments"), nil, req, &out)
+	err := c.create(ctx, path("apps", app, "groups", group, "deployments"), req, &out)
 	return out, err
 }
 
 // Rollback starts a deployment that rolls a group back by hand; the server
 // picks the revision (the group's last good one) and returns the new
-// deployment with its hosts.
+// deployment with its hosts. It is idempotent like CreateJob.
 func (c *Client) Rollback(ctx context.Context, app, group string) (Deployment, error) {
 	var out Deployment
-	err := c.do(ctx, http.MethodPost, path("apps", app, "groups", group, "rollback"), nil, nil, &out)
+	err := c.create(ctx, path("apps", app, "groups", group, "rollback"), nil, &out)
 	return out, err
 }
 

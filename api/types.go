@@ -36,35 +36,52 @@ type Host struct {
 	Status     string            `json:"status"`
 	LastSeen   time.Time         `json:"last_seen,omitempty"`
 	EnrolledAt time.Time         `json:"enrolled_at"`
+	// StatusChangedAt is when Status last changed, by the server's clock
+	// (absent if it never changed since enrollment).
+	StatusChangedAt time.Time `json:"status_changed_at,omitzero"`
+	// ClockSkewMillis is the host's clock minus the server's, in
+	// milliseconds (positive: the host is ahead), as its agent last
+	// measured it; absent until measured. See ClockSkew.
+	ClockSkewMillis *int64 `json:"clock_skew_ms,omitempty"`
 }
 
 // JoinToken lets agents enroll. Token is set only in the response that
 // creates it; the server keeps a hash.
 type JoinToken struct {
-	ID        string            `json:"id"`
-	Token     string            `json:"token,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	MaxUses   int               `json:"max_uses"` // 0 = unlimited until expiry
-	Uses      int               `json:"uses"`
-	CreatedAt time.Time         `json:"created_at"`
+	ID     string            `json:"id"`
+	Token  string            `json:"token,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// AgentLabels are the label keys an agent enrolling with the token may
+	// set itself (its --labels); any other key it asks for is refused.
+	// Keys in Labels are pinned: the token's value always wins.
+	AgentLabels []string  `json:"agent_labels,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	MaxUses     int       `json:"max_uses"` // 0 = unlimited until expiry
+	Uses        int       `json:"uses"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // CreateJoinTokenRequest is the body of POST /api/v1/join-tokens.
 type CreateJoinTokenRequest struct {
-	TTLSeconds int               `json:"ttl_seconds"` // default 3600
-	MaxUses    int               `json:"max_uses"`    // default 1; 0 = unlimited
+	TTLSeconds int               `json:"ttl_seconds"` // 1 to 31536000; default 3600
+	MaxUses    int               `json:"max_uses"`    // 1 to 1000000, default 1; 0 = unlimited
 	Labels     map[string]string `json:"labels,omitempty"`
+	// AgentLabels are the keys agents may set themselves (default none);
+	// never a "gantry.*" key nor one a deployment group selects on.
+	AgentLabels []string `json:"agent_labels,omitempty"`
 }
 
 // EnrollRequest is the body of POST /api/v1/enroll, sent by an agent once.
 // The agent makes its own NATS key pair and sends only the public key.
 type EnrollRequest struct {
-	JoinToken string            `json:"join_token"`
-	Name      string            `json:"name"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Facts     Facts             `json:"facts"`
-	NKey      string            `json:"nkey"` // NATS user public key (starts with U)
+	JoinToken string `json:"join_token"`
+	Name      string `json:"name"`
+	// Labels the agent asks for: only keys its join token lists in
+	// AgentLabels (else enrollment is refused, 403 labels_not_allowed);
+	// the token's pinned labels win.
+	Labels map[string]string `json:"labels,omitempty"`
+	Facts  Facts             `json:"facts"`
+	NKey   string            `json:"nkey"` // NATS user public key (starts with U)
 }
 
 // EnrollResponse tells a new agent who it is and where the bus is.
@@ -117,8 +134,8 @@ const (
 type JobSpec struct {
 	Selector       string `json:"selector"`
 	Script         string `json:"script"`
-	Concurrency    int    `json:"concurrency,omitempty"`     // 0 = all at once
-	TimeoutSeconds int    `json:"timeout_seconds,omitempty"` // default 600
+	Concurrency    int    `json:"concurrency,omitempty"`     // 0 = all at once, else 1 to 100000
+	TimeoutSeconds int    `json:"timeout_seconds,omitempty"` // 1 to 86400; 0 = default 600
 	User           string `json:"user,omitempty"`            // run as this user (agent must be root)
 }
 
@@ -243,9 +260,10 @@ type HealthCheck struct {
 	// passes when it exits 0.
 	Command []string `json:"command,omitempty"`
 	// TimeoutSeconds is how long the check is retried before the host
-	// fails (default 60).
+	// fails: 1 to 3600 (default 60).
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
-	// IntervalMillis is the pause between attempts (default 1000).
+	// IntervalMillis is the pause between attempts: 100 to 60000
+	// (default 1000).
 	IntervalMillis int `json:"interval_ms,omitempty"`
 }
 

@@ -3,7 +3,9 @@
 # server (the store tests run against SQLite and PostgreSQL), busybox-static
 # and haproxy (the images of examples/shop are built from them: no registry
 # is needed), openssh-server and iproute2 (a real sshd in a network
-# namespace for the ssh provider). The Docker engine itself is the
+# namespace for the ssh provider), python3 (hooks with a
+# `#!/usr/bin/env python3` line in the deployment tests), staticcheck
+# (`make vet`). The Docker engine itself is the
 # machine's. Idempotent. Prints the PostgreSQL URL for the tests as its
 # last line.
 set -euo pipefail
@@ -23,10 +25,21 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+[ -x /usr/bin/python3 ] || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
+fi
+
+# staticcheck, run by `make vet` after go vet: pinned, built with this Go
+# into GOBIN (default $(go env GOPATH)/bin, where the Makefile looks).
+staticcheck_version=v0.8.2 # staticcheck 2026.2.2: supports Go 1.26
+gobin="$(go env GOBIN)"
+[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -qF "(${staticcheck_version#v})"; then
+  echo "test-deps: installing staticcheck $staticcheck_version into $gobin" >&2
+  go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version" >&2
 fi
 
 if ! docker version >/dev/null 2>&1; then

@@ -41,7 +41,9 @@
 # Environment: RUNS (default 10), PAUSE (default 1 s), AGENT_DIR (see above),
 # SSH_MUX (on|off, default on), SSH_BASE_PORT (default 22100: ports
 # 22101-22150), GANTRY_BIN (a built gantry; default: build one from this
-# checkout), KEEP=1 (keep the work dir), EXPORT_JSON (also write the per-run
+# checkout), PLAIN=1 (server --tls=false, CLI and agents --insecure: the
+# figures before TLS; default: TLS on, the CA pinned by fingerprint),
+# KEEP=1 (keep the work dir), EXPORT_JSON (also write the per-run
 # times there). Needs root (sshd, root logins). Installs openssh-server,
 # ansible and jq with apt-get if missing (hyperfine is not needed: the script
 # times the runs itself, to check every measured run's output).
@@ -137,7 +139,15 @@ fi
 HTTP_PORT=$(free_port)
 NATS_PORT=$(free_port)
 [[ $HTTP_PORT != "$NATS_PORT" ]] || NATS_PORT=$(free_port)
-export GANTRY_SERVER=http://127.0.0.1:$HTTP_PORT
+GFLAGS=()  # global flags of every gantry client command
+TLSFLAGS=()
+if [[ ${PLAIN:-} == 1 ]]; then
+	export GANTRY_SERVER=http://127.0.0.1:$HTTP_PORT
+	GFLAGS=(--insecure)
+	TLSFLAGS=(--tls=false)
+else
+	export GANTRY_SERVER=https://127.0.0.1:$HTTP_PORT
+fi
 export GANTRY_TOKEN=fanout-bench-admin-token-0123456789
 export GANTRY_CONFIG=$W/cli.json
 AGENTS=${AGENT_DIR:-$W/agents}
@@ -147,26 +157,34 @@ fi
 mkdir -p "$W/server" "$AGENTS"
 log "starting gantry server on $GANTRY_SERVER"
 GANTRY_ADMIN_TOKEN=$GANTRY_TOKEN "$G" server --data-dir "$W/server" --listen "127.0.0.1:$HTTP_PORT" \
-	--nats-listen "127.0.0.1:$NATS_PORT" --heartbeat 5s >"$W/server.log" 2>&1 &
+	--nats-listen "127.0.0.1:$NATS_PORT" --heartbeat 5s "${TLSFLAGS[@]}" >"$W/server.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
 for i in $(seq 1 150); do # 15 s
-	curl -fsS "$GANTRY_SERVER/readyz" >/dev/null 2>&1 && break
+	if [[ ${PLAIN:-} != 1 ]]; then
+		# The server prints its CA fingerprint beside its URL; pin it.
+		GANTRY_CA_FINGERPRINT=$(grep -o 'CA fingerprint sha256:[0-9a-f]*' "$W/server.log" | cut -d' ' -f3 || true)
+		export GANTRY_CA_FINGERPRINT
+		[[ -n $GANTRY_CA_FINGERPRINT ]] && curl -fsS --cacert "$W/server/ca.crt" "$GANTRY_SERVER/readyz" >/dev/null 2>&1 && break
+	else
+		curl -fsS "$GANTRY_SERVER/readyz" >/dev/null 2>&1 && break
+	fi
 	kill -0 "$SERVER_PID" 2>/dev/null || die "server exited: $(tail -20 "$W/server.log")"
 	((i < 150)) || die "server not ready after 15 s: $(tail -20 "$W/server.log")"
 	sleep 0.1
 done
-JOIN=$("$G" token create --uses $HOSTS -o json | jq -r .token)
+log "server CA ${GANTRY_CA_FINGERPRINT:-none (PLAIN=1)}"
+JOIN=$("$G" "${GFLAGS[@]}" token create --uses $HOSTS --labels role=bench -o json | jq -r .token)
 [[ $JOIN == gjt_* ]] || die "token create returned '$JOIN'"
 log "starting $HOSTS gantry agents"
 for i in $(seq -w 1 $HOSTS); do
-	GANTRY_JOIN_TOKEN=$JOIN "$G" agent --server "$GANTRY_SERVER" --name "bench-$i" --labels role=bench \
+	GANTRY_JOIN_TOKEN=$JOIN "$G" "${GFLAGS[@]}" agent --server "$GANTRY_SERVER" --name "bench-$i" \
 		--data-dir "$AGENTS/$i" >"$W/server/agent-$i.log" 2>&1 &
 	PIDS+=("$!")
 done
 online=0
 for i in $(seq 1 120); do # 60 s
-	online=$("$G" hosts ls --selector role=bench -o json | jq '[.[] | select(.status == "online")] | length')
+	online=$("$G" "${GFLAGS[@]}" hosts ls --selector role=bench -o json | jq '[.[] | select(.status == "online")] | length')
 	((online == HOSTS)) && break
 	((i < 120)) || die "only $online/$HOSTS agents online after 60 s (logs in $W/server/agent-*.log)"
 	sleep 0.5
@@ -264,7 +282,7 @@ run_one() {
 	local tool=$1 label=$2 out=$W/out/$1.$2 rc t0 t1
 	t0=$EPOCHREALTIME
 	if [[ $tool == gantry ]]; then
-		timeout $CMD_TIMEOUT "$G" run --selector role=bench -o json -- hostname >"$out.stdout" 2>"$out.stderr" && rc=0 || rc=$?
+		timeout $CMD_TIMEOUT "$G" "${GFLAGS[@]}" run --selector role=bench -o json -- hostname >"$out.stdout" 2>"$out.stderr" && rc=0 || rc=$?
 	else
 		timeout $CMD_TIMEOUT ansible all -m shell -a hostname -f $HOSTS >"$out.stdout" 2>"$out.stderr" && rc=0 || rc=$?
 	fi

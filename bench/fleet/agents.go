@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -59,11 +58,8 @@ func emuFacts(name string) func() api.Facts {
 // onFail on the first errors.
 func hostAgents(ctx, agentCtx context.Context, wg *sync.WaitGroup, url, tok, dir string, from, to, conc int,
 	stopped <-chan struct{}, onEnrolled func(), onFail func(error)) {
-	// All emulated agents enroll through http.DefaultClient: keep enough idle
-	// connections that the bounded concurrency reuses them.
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t.MaxIdleConnsPerHost = conc
-	}
+	// Each emulated agent enrolls over a TLS connection of its own (its
+	// client pins the CA from the token), as a real host does.
 	sem := make(chan struct{}, conc)
 	for i := from; i <= to; i++ {
 		select {
@@ -75,7 +71,8 @@ func hostAgents(ctx, agentCtx context.Context, wg *sync.WaitGroup, url, tok, dir
 		}
 		name := agentName(i)
 		cfg := agent.Config{
-			Server: url, JoinToken: tok, Name: name, Labels: map[string]string{"role": "emu"},
+			// The token pins role=emu (and the server's CA); -plain: http://.
+			Server: url, JoinToken: tok, Name: name, Insecure: strings.HasPrefix(url, "http://"),
 			DataDir: filepath.Join(dir, name), Version: "bench-emu",
 			Log: slog.New(slog.DiscardHandler), Facts: emuFacts(name), NoExec: !execAgents,
 		}

@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/pki"
 )
 
 const adminToken = "fleet-bench-admin-token-0123456789"
@@ -70,6 +71,8 @@ type options struct {
 	// with this deployment config instead of `gantry run`.
 	deploy   string
 	bundleMB int
+	// plain runs the server with --tls=false (the figures before TLS).
+	plain bool
 }
 
 func main() {
@@ -102,6 +105,7 @@ func main() {
 	flag.StringVar(&o.deploy, "deploy", "", "time a deployment with this `config` (OneAtATime, HalfAtATime, AllAtOnce, 75%) instead of a job")
 	flag.IntVar(&o.bundleMB, "bundle-mb", 5, "bundle size in MiB (random, incompressible) with -deploy")
 	flag.BoolVar(&execAgents, "exec", false, "agents run commands for real (full deployment lifecycle with hooks and install) instead of NoExec")
+	flag.BoolVar(&o.plain, "plain", false, "run the server without TLS (--tls=false; agents and CLI --insecure), to compare with the default TLS")
 	flag.IntVar(&o.procs, "procs", 0, "processes holding the agents (0 = this one only, unless RLIMIT_NOFILE forces more)")
 	flag.Parse()
 	if serverProfile != "" {
@@ -134,12 +138,16 @@ func logf(format string, args ...any) {
 
 // bench holds what run sets up, for cleanup.
 type bench struct {
-	o          options
-	deploys    []deployStats // -deploy: figures of each timed deployment
-	dir        string        // temp dir: binary, server data, logs
-	agentsDir  string
-	bin        string
-	url        string
+	o         options
+	deploys   []deployStats // -deploy: figures of each timed deployment
+	dir       string        // temp dir: binary, server data, logs
+	agentsDir string
+	bin       string
+	url       string
+	// caFP is the server CA's fingerprint ("" with -plain); httpc trusts
+	// only that CA.
+	caFP       string
+	httpc      *http.Client
 	server     *exec.Cmd
 	serverDone chan struct{}
 	serverLog  *os.File
@@ -459,9 +467,14 @@ func (b *bench) startServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.url = "http://" + httpAddr
+	b.url = "https://" + httpAddr
 	args := []string{"server", "--data-dir", filepath.Join(b.dir, "server"), "--listen", httpAddr,
 		"--nats-listen", natsAddr, "--heartbeat", b.o.heartbeat.String(), "--log-level", b.o.serverLog}
+	b.httpc = &http.Client{}
+	if b.o.plain {
+		b.url = "http://" + httpAddr
+		args = append(args, "--tls=false")
+	}
 	bin := b.bin
 	if serverProfile != "" {
 		self, err := os.Executable()
@@ -493,7 +506,20 @@ func (b *bench) startServer(ctx context.Context) error {
 			return fmt.Errorf("server not ready: %w", ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
-		if resp, err := http.Get(b.url + "/readyz"); err == nil {
+		if !b.o.plain && b.caFP == "" {
+			pem, err := os.ReadFile(filepath.Join(b.dir, "server", pki.CACertFile))
+			if err != nil {
+				continue // not made yet
+			}
+			ca, err := pki.ParseCertPEM(pem)
+			if err != nil {
+				return fmt.Errorf("server CA: %w", err)
+			}
+			b.caFP = api.Fingerprint(ca.Raw)
+			b.httpc = &http.Client{Transport: api.PinnedTransport(api.Pin{Fingerprint: b.caFP, PinnedBy: "the bench"}, b.url)}
+			logf("server CA %s", b.caFP)
+		}
+		if resp, err := b.httpc.Get(b.url + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return nil
@@ -504,8 +530,11 @@ func (b *bench) startServer(ctx context.Context) error {
 
 // cli runs the gantry CLI against the server.
 func (b *bench) cli(ctx context.Context, args ...string) (stdout, stderr []byte, err error) {
+	if b.o.plain {
+		args = append([]string{"--insecure"}, args...)
+	}
 	cmd := exec.CommandContext(ctx, b.bin, args...)
-	cmd.Env = append(os.Environ(), "GANTRY_SERVER="+b.url, "GANTRY_TOKEN="+adminToken, "GANTRY_CONFIG="+filepath.Join(b.dir, "cli.json"))
+	cmd.Env = append(os.Environ(), "GANTRY_SERVER="+b.url, "GANTRY_TOKEN="+adminToken, "GANTRY_CA_FINGERPRINT="+b.caFP, "GANTRY_CONFIG="+filepath.Join(b.dir, "cli.json"))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 5 * time.Second
@@ -514,7 +543,7 @@ func (b *bench) cli(ctx context.Context, args ...string) (stdout, stderr []byte,
 }
 
 func (b *bench) joinToken(ctx context.Context) (string, error) {
-	out, errb, err := b.cli(ctx, "token", "create", "--uses", strconv.Itoa(b.o.agents), "--ttl", "6h", "-o", "json")
+	out, errb, err := b.cli(ctx, "token", "create", "--uses", strconv.Itoa(b.o.agents), "--ttl", "6h", "--labels", "role=emu", "-o", "json")
 	if err != nil {
 		return "", fmt.Errorf("token create: %v: %s", err, errb)
 	}
@@ -531,7 +560,7 @@ func (b *bench) hostStates(ctx context.Context) (map[string]int, error) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", b.url+"/api/v1/hosts?selector=role%3Demu", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.httpc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -621,7 +650,7 @@ func (b *bench) goMem(ctx context.Context) string {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", b.url+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.httpc.Do(req)
 	if err != nil {
 		return err.Error()
 	}

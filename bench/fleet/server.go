@@ -34,6 +34,7 @@ func profiledServer(args []string) int {
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "")
 	fs.StringVar(&level, "log-level", "info", "")
 	fs.StringVar(&profile, "cpuprofile", "", "")
+	tlsOn := fs.Bool("tls", true, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,6 +42,7 @@ func profiledServer(args []string) int {
 	_ = lvl.UnmarshalText([]byte(level))
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg.AdminToken = os.Getenv("GANTRY_ADMIN_TOKEN")
+	cfg.NoTLS = !*tlsOn
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.Start(ctx, cfg)

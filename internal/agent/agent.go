@@ -10,6 +10,11 @@
 // reconnects and restarts of either side. A command that was running when
 // the agent died is reported as unknown and never run again.
 //
+// The agent measures its clock against the server's from every hello reply
+// and reports the skew in its heartbeats; it checks commands' expiry against
+// the server's time (its clock corrected by the skew), and answers a command
+// refused as expired with a failure naming the skew (see clock.go).
+//
 // Several agents can run in one process (each with its own Config and data
 // directory): the fleet benchmark emulates thousands that way.
 package agent
@@ -17,6 +22,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +41,9 @@ import (
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/agent/journal"
+	"github.com/gantry-dev/gantry/internal/atomicfile"
 	"github.com/gantry-dev/gantry/internal/bus"
+	"github.com/gantry-dev/gantry/internal/pki"
 	"github.com/gantry-dev/gantry/internal/protocol"
 )
 
@@ -68,10 +76,17 @@ type Config struct {
 	// KeepRevisions is the number of revision directories kept per
 	// application for fast rollback (default 5).
 	KeepRevisions int
+	// Insecure accepts a plain http:// server and a plain nats:// bus
+	// (default false: refused). See tls.go.
+	Insecure bool
 	// DestRoot is prefixed to every absolute destination of an appspec
 	// ("" = the host's file system). Tests use it to run several agents on
 	// one machine.
 	DestRoot string
+	// ClockOffset shifts the agent's clock, for tests only (emulating a
+	// host whose clock is off); 0 = read GANTRY_TEST_CLOCK_OFFSET, which
+	// is unset in production. See clock.go.
+	ClockOffset time.Duration
 }
 
 // Identity is what enrollment gives an agent; saved as identity.json.
@@ -83,6 +98,11 @@ type Identity struct {
 	ServerKey       string   `json:"server_key"`
 	NATSURLs        []string `json:"nats_urls"`
 	HeartbeatMillis int64    `json:"heartbeat_ms"`
+	// CAFingerprint is the server CA's pin (from the join token) and
+	// CACert that CA's certificate (PEM), taken from the enrollment
+	// handshake; both empty when enrolled without TLS.
+	CAFingerprint string `json:"ca_fingerprint,omitempty"`
+	CACert        string `json:"ca_cert,omitempty"`
 }
 
 // ErrRevoked is returned when the bus refuses the agent's identity: the host
@@ -108,6 +128,12 @@ type Agent struct {
 	finishing sync.Map
 	// running holds the cancel functions of running deploy commands, by id.
 	running sync.Map
+	// pin is how the server is trusted (nil: enrolled without TLS).
+	pin *api.Pin
+	// bundles fetches bundles; its timeout bounds a whole download.
+	bundles *http.Client
+	// clk is the host's clock and its measured skew (clock.go).
+	clk *clock
 }
 
 // Enroll loads the identity from the data directory, or enrolls with the
@@ -127,7 +153,18 @@ func Enroll(ctx context.Context, cfg Config) (Identity, error) {
 		return Identity{}, errors.New("this agent is not enrolled yet: pass --join-token (or GANTRY_JOIN_TOKEN) from `gantry token create`")
 	}
 	if cfg.Server == "" {
-		return Identity{}, errors.New("--server is required to enroll (the gantry server's URL, e.g. http://127.0.0.1:7070)")
+		return Identity{}, errors.New("--server is required to enroll (the gantry server's URL, e.g. https://127.0.0.1:7070)")
+	}
+	if err := checkServerURL(cfg.Server, cfg.Insecure); err != nil {
+		return Identity{}, err
+	}
+	secret, fp, err := pki.ParseJoinToken(cfg.JoinToken)
+	if err != nil {
+		return Identity{}, err
+	}
+	var pin *api.Pin
+	if fp != "" {
+		pin = &api.Pin{Fingerprint: fp, PinnedBy: "the join token"}
 	}
 	kp, err := nkeys.CreateUser()
 	if err != nil {
@@ -140,14 +177,24 @@ func Enroll(ctx context.Context, cfg Config) (Identity, error) {
 	if name == "" {
 		name = facts.Hostname
 	}
-	body, _ := json.Marshal(api.EnrollRequest{JoinToken: cfg.JoinToken, Name: name, Labels: cfg.Labels, Facts: facts, NKey: pub})
+	body, _ := json.Marshal(api.EnrollRequest{JoinToken: secret, Name: name, Labels: cfg.Labels, Facts: facts, NKey: pub})
 	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(cfg.Server, "/")+"/api/v1/enroll", bytes.NewReader(body))
 	if err != nil {
 		return Identity{}, fmt.Errorf("--server %q: %w", cfg.Server, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	hc := httpClient(pin, cfg.Server, time.Minute)
+	defer hc.CloseIdleConnections() // one request: leave no connection open on the server
+	resp, err := hc.Do(req)
 	if err != nil {
+		var pm *api.PinMismatchError
+		if errors.As(err, &pm) {
+			return Identity{}, fmt.Errorf("enroll with %s: %s: refusing to send the join token (a proxy or another server is in between?)", cfg.Server, pm)
+		}
+		var unknownCA x509.UnknownAuthorityError
+		if pin == nil && errors.As(err, &unknownCA) {
+			return Identity{}, fmt.Errorf("enroll with %s: the join token carries no CA fingerprint and this machine's roots do not trust the server's certificate (%v): copy the whole token from `gantry token create` (it ends with .<fingerprint>)", cfg.Server, unknownCA)
+		}
 		return Identity{}, fmt.Errorf("enroll with %s: %w", cfg.Server, err)
 	}
 	defer resp.Body.Close()
@@ -164,32 +211,33 @@ func Enroll(ctx context.Context, cfg Config) (Identity, error) {
 		return Identity{}, fmt.Errorf("enroll: bad response: %w", err)
 	}
 	id := Identity{HostID: er.HostID, Name: name, Server: cfg.Server, Seed: string(seed), ServerKey: er.ServerKey, NATSURLs: er.NATSURLs, HeartbeatMillis: er.HeartbeatMillis}
-	if err := writeFileAtomic(path, id); err != nil {
+	if pin != nil && resp.TLS != nil {
+		ca, err := caFromChain(*pin, resp.TLS.PeerCertificates)
+		if err != nil {
+			return Identity{}, err
+		}
+		id.CAFingerprint, id.CACert = pin.Fingerprint, string(pki.EncodeCert(ca.Raw))
+	}
+	if err := saveIdentity(path, id); err != nil {
 		return Identity{}, err
 	}
 	return id, nil
 }
 
-func writeFileAtomic(path string, v any) error {
+// saveIdentity writes the identity file (mode 0600) with the one atomic
+// write: on any error (a full disk) the previous file, if any, is intact.
+func saveIdentity(path string, id Identity) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+		return fmt.Errorf("save the agent's identity: %w", err)
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	b, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("save the agent's identity: %w", err)
 	}
-	if _, err := f.Write(b); err == nil {
-		err = f.Sync()
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
+		return fmt.Errorf("save the agent's identity: %w", err)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // Run enrolls if needed, connects and serves until ctx ends or the identity
@@ -209,6 +257,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("host", id.HostID), wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1)}
+	if a.pin, err = id.pin(); err != nil {
+		return err
+	}
+	if a.pin == nil && !cfg.Insecure {
+		if err := checkServerURL(id.Server, false); err != nil {
+			return fmt.Errorf("this agent was enrolled without TLS: %w", err)
+		}
+	}
+	a.bundles = httpClient(a.pin, id.Server, 10*time.Minute)
 	a.every.Store(id.HeartbeatMillis)
 	if a.jnl, err = journal.Open(filepath.Join(cfg.DataDir, "journal")); err != nil {
 		return fmt.Errorf("open journal: %w", err)
@@ -216,6 +273,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if a.ver, err = bus.NewVerifier(id.ServerKey, id.HostID); err != nil {
 		return err
 	}
+	a.clk = &clock{offset: cfg.ClockOffset}
+	if a.clk.offset == 0 {
+		if a.clk.offset, err = testClockOffset(); err != nil {
+			return err
+		}
+	}
+	if a.clk.offset != 0 {
+		a.log.Warn("test-only clock offset in effect: this agent's clock is shifted", "offset", a.clk.offset)
+	}
+	a.ver.SetClock(a.clk.now, a.clk.Skew)
 	a.reportInterrupted()
 	return a.serve(ctx)
 }
@@ -233,7 +300,11 @@ func (a *Agent) serve(ctx context.Context) error {
 	if len(a.cfg.BusURLs) > 0 {
 		urls = a.cfg.BusURLs
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","),
+	secure, err := busTLS(a.pin, urls, a.cfg.Insecure)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), append(secure,
 		nats.Name("gantry-agent "+a.id.HostID),
 		nats.Nkey(pub, kp.Sign),
 		nats.CustomInboxPrefix(bus.InboxPrefix(a.id.HostID)),
@@ -263,7 +334,7 @@ func (a *Agent) serve(ctx context.Context) error {
 			}
 			closed <- err
 		}),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("connect to bus %v: %w", urls, err)
 	}
@@ -293,21 +364,8 @@ func (a *Agent) serve(ctx context.Context) error {
 // may not be set yet), takes the server's current heartbeat interval from
 // the reply, and flushes the outbox.
 func (a *Agent) onConnect(nc *nats.Conn) {
-	b, _ := json.Marshal(helloMsg(a.cfg.facts()))
 	if nc != nil {
-		go func() {
-			reply, err := nc.Request(bus.AgentSubject(a.id.HostID, bus.KindHello), b, 5*time.Second)
-			if err != nil {
-				return // an older server, or a reconnect in progress: keep the interval
-			}
-			var hr protocol.HelloReply
-			if json.Unmarshal(reply.Data, &hr) == nil && hr.HeartbeatMillis > 0 && a.every.Swap(hr.HeartbeatMillis) != hr.HeartbeatMillis {
-				select { // re-arm the heartbeat loop with the new interval now
-				case a.rearm <- struct{}{}:
-				default:
-				}
-			}
-		}()
+		go a.hello(nc, 5*time.Second)
 	}
 	select {
 	case a.wake <- struct{}{}:
@@ -327,17 +385,45 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-a.rearm:
-			continue
+		case <-a.rearm: // a new interval or clock measurement: send now
 		case <-time.After(time.Duration(a.every.Load()) * time.Millisecond):
 		}
 		if a.nc.IsClosed() {
 			return
 		}
 		seq++
-		b, _ := json.Marshal(heartbeatMsg(seq))
+		b, _ := json.Marshal(a.heartbeatMsg(seq))
 		_ = a.nc.Publish(bus.AgentSubject(a.id.HostID, bus.KindHeartbeat), b)
 	}
+}
+
+// hello announces the agent on nc (its facts) and takes from the reply
+// the server's heartbeat interval and a measurement of the host's clock.
+// It reports whether the clock was measured.
+func (a *Agent) hello(nc *nats.Conn, timeout time.Duration) bool {
+	b, _ := json.Marshal(helloMsg(a.cfg.facts(), a.clk.now()))
+	sent := a.clk.now()
+	reply, err := nc.Request(bus.AgentSubject(a.id.HostID, bus.KindHello), b, timeout)
+	received := a.clk.now()
+	if err != nil {
+		return false // an older server, or a reconnect in progress: keep the interval
+	}
+	var hr protocol.HelloReply
+	if json.Unmarshal(reply.Data, &hr) != nil {
+		return false
+	}
+	rearm := hr.HeartbeatMillis > 0 && a.every.Swap(hr.HeartbeatMillis) != hr.HeartbeatMillis
+	measured := !hr.ServerTime.IsZero()
+	if measured {
+		a.logSkew(a.clk.observe(sent, received, hr.ServerTime))
+	}
+	if rearm || measured {
+		select { // heartbeat now: the new interval, the new clock report
+		case a.rearm <- struct{}{}:
+		default:
+		}
+	}
+	return measured
 }
 
 // HostID is the agent's host id.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,17 +15,32 @@ import (
 	"github.com/gantry-dev/gantry/internal/protocol"
 )
 
-func helloMsg(f api.Facts) protocol.Hello {
-	return protocol.Hello{Facts: f, StartedAt: time.Now().UTC()}
+func helloMsg(f api.Facts, now time.Time) protocol.Hello {
+	return protocol.Hello{Facts: f, StartedAt: now.UTC()}
 }
 
-func heartbeatMsg(seq uint64) protocol.Heartbeat {
-	return protocol.Heartbeat{Seq: seq, Time: time.Now().UTC()}
+func (a *Agent) heartbeatMsg(seq uint64) protocol.Heartbeat {
+	return protocol.Heartbeat{Seq: seq, Time: a.clk.now().UTC(), Clock: a.clk.report()}
 }
 
 // onCommand verifies a command and starts it at most once.
+//
+// A command refused as expired, once its signature and addressee hold, is
+// answered with a final failed status naming the host's clock skew (see
+// clock.go), so that its job ends at once with the reason; other refusals
+// (a forgery, another host's command) get no answer.
 func (a *Agent) onCommand(m *nats.Msg) {
 	cmd, err := a.ver.Verify(m)
+	if errors.Is(err, bus.ErrExpired) && a.clk.stale() && a.nc != nil && a.hello(a.nc, 2*time.Second) {
+		// The skew may be unknown or stale (the clock was stepped): check
+		// again against a fresh measurement.
+		cmd, err = a.ver.Verify(m)
+	}
+	refusal := ""
+	if errors.Is(err, bus.ErrExpired) && cmd.Kind != protocol.CmdCancel {
+		refusal, err = "refused: "+err.Error(), nil
+		a.log.Warn("refused command", "id", cmd.ID, "err", refusal)
+	}
 	if err != nil {
 		a.log.Warn("refused command", "id", cmd.ID, "err", err)
 		return
@@ -48,10 +64,14 @@ func (a *Agent) onCommand(m *nats.Msg) {
 	}
 	switch state {
 	case journal.New:
-		a.log.Info("running command", "id", cmd.ID, "kind", cmd.Kind)
-		if cmd.Kind == protocol.CmdDeploy {
+		switch {
+		case refusal != "":
+			go a.finish(cmd, refusedStatus(cmd, refusal, a.clk.now()))
+		case cmd.Kind == protocol.CmdDeploy:
+			a.log.Info("running command", "id", cmd.ID, "kind", cmd.Kind)
 			go a.deploy(cmd)
-		} else {
+		default:
+			a.log.Info("running command", "id", cmd.ID, "kind", cmd.Kind)
 			go a.execute(cmd)
 		}
 	case journal.Running:
@@ -72,6 +92,17 @@ func (a *Agent) onCommand(m *nats.Msg) {
 	case journal.Interrupted:
 		// Reported as unknown at start-up; never run again.
 	}
+}
+
+// refusedStatus is the final status of a command the agent refused (for
+// expiry) without running it.
+func refusedStatus(cmd protocol.Command, reason string, now time.Time) protocol.Status {
+	now = now.UTC()
+	st := protocol.Status{ExecID: cmd.ID, JobID: jobID(cmd), State: api.ExecFailed, Error: reason, FinishedAt: &now}
+	if cmd.Kind == protocol.CmdDeploy {
+		st.Result, _ = json.Marshal(protocol.DeployResult{Error: reason, Events: []api.LifecycleEvent{}})
+	}
+	return st
 }
 
 // jobID is the job a command belongs to.

@@ -17,12 +17,10 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/agent/lifecycle"
 	"github.com/gantry-dev/gantry/internal/appspec"
+	"github.com/gantry-dev/gantry/internal/atomicfile"
 	"github.com/gantry-dev/gantry/internal/bus"
 	"github.com/gantry-dev/gantry/internal/protocol"
 )
-
-// bundleClient fetches bundles. Its timeout bounds a whole download.
-var bundleClient = &http.Client{Timeout: 10 * time.Minute}
 
 // deploy runs one host's step of a deployment and records its result.
 func (a *Agent) deploy(cmd protocol.Command) {
@@ -100,7 +98,8 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 		res.Succeeded = true
 		return res
 	}
-	r := lifecycle.Runner{Root: a.deployRoot(), Keep: a.cfg.KeepRevisions, OutputCap: d.OutputCap, DestRoot: a.cfg.DestRoot}
+	r := lifecycle.Runner{Root: a.deployRoot(), Keep: a.cfg.KeepRevisions, OutputCap: d.OutputCap, DestRoot: a.cfg.DestRoot,
+		Traverse: []string{a.cfg.DataDir}}
 	step := lifecycle.Step{
 		DeploymentID: d.DeploymentID, Application: d.Application, GroupName: d.GroupName, GroupID: d.GroupID,
 		Revision: d.Revision, BundlePath: bundlePath, Previous: prev,
@@ -161,23 +160,26 @@ func (a *Agent) fetchBundle(ctx context.Context, d *protocol.DeployCommand) (str
 	}
 	defer f.Close()
 	url := strings.TrimSuffix(a.id.Server, "/") + d.BundlePath
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	h := sha256.New()
+	var n int64
+	// A connection lost mid-download (the server restarting) is retried
+	// with backoff for up to a minute; an answer (403 expired, 404) is not.
+	for wait, deadline := 250*time.Millisecond, time.Now().Add(time.Minute); ; wait = min(2*wait, 4*time.Second) {
+		h.Reset()
+		var retry bool
+		n, retry, err = a.downloadBundle(ctx, url, f, h, d.Size)
+		if err == nil || !retry || time.Now().Add(wait).After(deadline) {
+			break
+		}
+		a.log.Warn("bundle download failed; retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return f.Name(), fmt.Errorf("%w (then: %v)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return f.Name(), err
-	}
-	resp, err := bundleClient.Do(req)
-	if err != nil {
-		return f.Name(), fmt.Errorf("fetch bundle from the server: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return f.Name(), fmt.Errorf("fetch bundle from the server: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, d.Size+1))
-	if err != nil {
-		return f.Name(), fmt.Errorf("fetch bundle from the server: %w", err)
 	}
 	if n != d.Size {
 		return f.Name(), fmt.Errorf("bundle is %d bytes; the server announced %d", n, d.Size)
@@ -186,6 +188,39 @@ func (a *Agent) fetchBundle(ctx context.Context, d *protocol.DeployCommand) (str
 		return f.Name(), fmt.Errorf("bundle digest mismatch: got sha256:%s, want %s", got, d.Digest)
 	}
 	return f.Name(), f.Close()
+}
+
+// downloadBundle makes one attempt to fetch url into f (rewound first),
+// hashing into h, reading at most size+1 bytes. retry says whether the
+// failure was the connection's (worth another attempt) rather than the
+// server's answer or the pin.
+func (a *Agent) downloadBundle(ctx context.Context, url string, f *os.File, h io.Writer, size int64) (n int64, retry bool, err error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, false, err
+	}
+	if err := f.Truncate(0); err != nil {
+		return 0, false, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	resp, err := a.bundles.Do(req)
+	if err != nil {
+		var pm *api.PinMismatchError
+		return 0, ctx.Err() == nil && !errors.As(err, &pm), fmt.Errorf("fetch bundle from the server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		retry = resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout
+		return 0, retry, fmt.Errorf("fetch bundle from the server: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	n, err = io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, size+1))
+	if err != nil {
+		return n, ctx.Err() == nil, fmt.Errorf("fetch bundle from the server: %w", err)
+	}
+	return n, false, nil
 }
 
 // readInstalled reads the record of the last successful revision; nil when
@@ -211,17 +246,5 @@ func writeInstalled(path string, in lifecycle.Installed) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	f, err := os.Open(tmp)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, b, 0o600)
 }

@@ -22,4 +22,10 @@
 // and the expansion ratio are enforced while streaming, so a decompression
 // bomb is stopped early rather than after filling the disk; sizes declared in
 // zip headers are not trusted.
+//
+// The files of an extraction keep the archive's (masked) modes, so a file
+// the appspec installs 0600 may be 0644 in the extracted tree: privacy comes
+// from the destination directory, which [Extract] and [ExtractFresh] create
+// 0700. The agent keeps its revision copies under 0700 directories too (see
+// internal/agent/lifecycle).
 package bundle

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,7 +25,8 @@ const MaxPayload = 8 << 20
 type Options struct {
 	// Listen is the embedded server's client address (default 127.0.0.1:7422).
 	Listen string
-	// Advertise is the URL agents are told to connect to; default nats://Listen.
+	// Advertise is the URL agents are told to connect to; default
+	// tls://Listen with TLSConfig, else nats://Listen.
 	Advertise string
 	// ExternalURL, if set, connects to an existing NATS instead of embedding
 	// one; gantry then serves auth callout for it (see NATSConfigSnippet).
@@ -36,7 +38,14 @@ type Options struct {
 	Lookup HostLookup
 	// Log receives bus events.
 	Log *slog.Logger
+	// TLSConfig, if set, makes the embedded server require TLS from every
+	// client but the server's own in-process connection, and the default
+	// advertised URL tls://. Nil: plain text (TLS off).
+	TLSConfig *tls.Config
 }
+
+// DefaultListen is the embedded server's default client address.
+const DefaultListen = "127.0.0.1:7422"
 
 // Bus is a running bus and the server's own connection to it.
 type Bus struct {
@@ -80,7 +89,7 @@ func Start(o Options) (*Bus, error) {
 		return &Bus{Conn: nc, urls: []string{adv}, issuer: pub, closed: closed}, nil
 	}
 	if o.Listen == "" {
-		o.Listen = "127.0.0.1:7422"
+		o.Listen = DefaultListen
 	}
 	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
@@ -102,6 +111,10 @@ func Start(o Options) (*Bus, error) {
 		AlwaysEnableNonce:          true,
 		CustomClientAuthentication: auth,
 		DisableShortFirstPing:      true,
+		TLSConfig:                  o.TLSConfig,
+		TLS:                        o.TLSConfig != nil,
+		// Thousands of agents reconnecting at once queue for the CPU.
+		TLSTimeout: 10,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -124,7 +137,11 @@ func Start(o Options) (*Bus, error) {
 		if h == "" || h == "0.0.0.0" || h == "::" {
 			h = "127.0.0.1"
 		}
-		adv = "nats://" + net.JoinHostPort(h, strconv.Itoa(addr.Port))
+		scheme := "nats://"
+		if o.TLSConfig != nil {
+			scheme = "tls://"
+		}
+		adv = scheme + net.JoinHostPort(h, strconv.Itoa(addr.Port))
 	}
 	return &Bus{Conn: nc, srv: srv, urls: []string{adv}, closed: closed}, nil
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/atomicfile"
 	"github.com/gantry-dev/gantry/internal/protocol"
 )
 
@@ -60,8 +62,8 @@ func loadOrCreateKey(path string, create func() (nkeys.KeyPair, error)) (nkeys.K
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(path, seed, 0o600); err != nil {
-			return nil, fmt.Errorf("write %s: %w", path, err)
+		if err := atomicfile.Write(path, seed, 0o600); err != nil {
+			return nil, fmt.Errorf("save the signing key: %w", err)
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
@@ -90,27 +92,73 @@ func (s *Signer) Message(cmd protocol.Command) (*nats.Msg, error) {
 }
 
 // Verifier checks commands on the agent side.
+//
+// Expiry is checked against the server's time as the agent knows it: its
+// own clock minus the skew it measured from the server's hello replies
+// (SetClock). A host whose clock is minutes off thus still runs commands
+// within their validity, and a command refused as expired names the skew.
+// The skew comes over the agent's authenticated bus connection, in reply to
+// its own request; a command is still signed, addressed and run at most
+// once (the journal), so the expiry is a bound on how late a command may
+// start, not its only protection against replay.
 type Verifier struct {
 	key    nkeys.KeyPair
 	hostID string
 	now    func() time.Time
+	skew   func() (time.Duration, bool)
 }
 
-// NewVerifier verifies commands for hostID signed by serverKey.
+// NewVerifier verifies commands for hostID signed by serverKey. Its clock
+// is the local one, with no skew known, until SetClock.
 func NewVerifier(serverKey, hostID string) (*Verifier, error) {
 	kp, err := nkeys.FromPublicKey(serverKey)
 	if err != nil {
 		return nil, fmt.Errorf("server key %q: %w", serverKey, err)
 	}
-	return &Verifier{key: kp, hostID: hostID, now: time.Now}, nil
+	return &Verifier{key: kp, hostID: hostID, now: time.Now, skew: func() (time.Duration, bool) { return 0, false }}, nil
+}
+
+// SetClock sets the verifier's clock (now) and the source of the host's
+// measured clock skew against the server (its clock minus the server's;
+// false while not measured). Call it before the first Verify.
+func (v *Verifier) SetClock(now func() time.Time, skew func() (time.Duration, bool)) {
+	v.now, v.skew = now, skew
 }
 
 // Errors returned by Verify.
 var (
 	ErrBadSignature = errors.New("command signature is missing or invalid")
 	ErrWrongHost    = errors.New("command is addressed to another host")
-	ErrExpired      = errors.New("command has expired")
+	// ErrExpired matches every *ExpiredError.
+	ErrExpired = errors.New("command has expired")
 )
+
+// ExpiredError is Verify's error for a command past its expiry. It names
+// the host's clock skew, the usual cause when commands expire on arrival.
+type ExpiredError struct {
+	// ExpiresAt is the command's expiry.
+	ExpiresAt time.Time
+	// Now is the time it was checked against: the server's time as the
+	// host knows it if SkewKnown, else the host's own clock.
+	Now time.Time
+	// Skew is the host's clock minus the server's, if SkewKnown.
+	Skew      time.Duration
+	SkewKnown bool
+}
+
+// Error says how long ago the command expired and how the host's clock
+// stands against the server's, e.g. "command expired 2s ago: host clock
+// 10m0s ahead of the server".
+func (e *ExpiredError) Error() string {
+	ago := e.Now.Sub(e.ExpiresAt).Round(time.Millisecond)
+	if !e.SkewKnown {
+		return fmt.Sprintf("command expired %s ago by this host's clock: host clock not yet measured against the server's", ago)
+	}
+	return fmt.Sprintf("command expired %s ago: host clock %s", ago, api.DescribeClockSkew(e.Skew))
+}
+
+// Is makes errors.Is(err, ErrExpired) hold.
+func (e *ExpiredError) Is(target error) bool { return target == ErrExpired }
 
 // Verify checks signature, addressee and expiry, and decodes the command.
 func (v *Verifier) Verify(m *nats.Msg) (protocol.Command, error) {
@@ -125,8 +173,13 @@ func (v *Verifier) Verify(m *nats.Msg) (protocol.Command, error) {
 	if cmd.HostID != v.hostID {
 		return cmd, ErrWrongHost
 	}
-	if !v.now().Before(cmd.ExpiresAt) {
-		return cmd, ErrExpired
+	now := v.now()
+	skew, known := v.skew()
+	if known {
+		now = now.Add(-skew)
+	}
+	if !now.Before(cmd.ExpiresAt) {
+		return cmd, &ExpiredError{ExpiresAt: cmd.ExpiresAt, Now: now, Skew: skew, SkewKnown: known}
 	}
 	return cmd, nil
 }

@@ -32,6 +32,34 @@ func AgentWildcard(kind string) string { return agentPrefix + "*." + kind }
 // InboxPrefix is the reply-inbox prefix of hostID's connection.
 func InboxPrefix(hostID string) string { return "_INBOX." + hostID }
 
+// ReplyAllowed reports whether the server may answer a request of hostID on
+// reply: only under that host's own inbox prefix (InboxPrefix(hostID)+"."),
+// where only that host may subscribe, and only on a literal subject (no
+// wildcard, empty or blank token). A request naming any other reply subject
+// — another host's agent, command or inbox subject, or the server's own —
+// is handled but never answered: the server may publish anywhere, so
+// answering would let one host speak for another.
+func ReplyAllowed(hostID, reply string) bool {
+	if !validToken(hostID) {
+		return false
+	}
+	rest, ok := strings.CutPrefix(reply, InboxPrefix(hostID)+".")
+	if !ok {
+		return false
+	}
+	for tok := range strings.SplitSeq(rest, ".") {
+		if !validToken(tok) {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken reports whether tok is one literal subject token.
+func validToken(tok string) bool {
+	return tok != "" && tok != "*" && tok != ">" && !strings.ContainsAny(tok, ". \t\r\n")
+}
+
 // HostFromSubject returns the host id of an agent subject, or "".
 func HostFromSubject(subject string) string {
 	rest, ok := strings.CutPrefix(subject, agentPrefix)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gantry-dev/gantry/internal/agent"
 	"github.com/gantry-dev/gantry/internal/selector"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // agentOptions are the flags of `gantry agent`.
@@ -61,12 +62,17 @@ facts and heartbeats, and runs the commands signed by the server for this
 host, each at most once (journal in --data-dir/journal).
 
 Prefer GANTRY_JOIN_TOKEN to --join-token: the environment is not visible in
-the process list.`,
+the process list.
+
+The join token ends with the fingerprint of the server's CA: the agent checks
+the server's certificate chain against it before it sends the token, keeps
+that CA in its identity and trusts nothing else afterwards, for the bus and
+for bundle downloads. A plain http:// server is refused unless --insecure.`,
 		Example: `  # On the server: make a token that labels the host
   gantry token create --labels role=web,zone=a
 
   # On the host
-  GANTRY_JOIN_TOKEN=gjt_… gantry agent --server http://gantry.internal:7070`,
+  GANTRY_JOIN_TOKEN=gjt_… gantry agent --server https://gantry.internal:7070`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := o.Log.logger(cmd.ErrOrStderr())
@@ -77,6 +83,9 @@ the process list.`,
 			if err != nil {
 				return usageErrorf("--labels: %v", err)
 			}
+			if err := validate.KeepRevisions.Check(int64(o.KeepRevisions)); err != nil {
+				return usageErrorf("%v", err)
+			}
 			srvURL, _ := cmd.Flags().GetString("server")
 			if srvURL == "" {
 				srvURL = os.Getenv("GANTRY_SERVER")
@@ -84,10 +93,11 @@ the process list.`,
 			if o.JoinToken == "" {
 				o.JoinToken = os.Getenv("GANTRY_JOIN_TOKEN")
 			}
+			insecure, _ := cmd.Flags().GetBool("insecure")
 			err = agent.Run(cmd.Context(), agent.Config{
 				Server: srvURL, BusURLs: splitNonEmpty(o.BusURL), JoinToken: o.JoinToken, Name: o.Name, Labels: labels,
 				DataDir: o.DataDir, Version: Version, Log: log,
-				KeepRevisions: o.KeepRevisions, DestRoot: o.InstallRoot,
+				KeepRevisions: o.KeepRevisions, DestRoot: o.InstallRoot, Insecure: insecure,
 			})
 			if errors.Is(err, cmd.Context().Err()) {
 				return nil
@@ -99,7 +109,7 @@ the process list.`,
 	f.StringVar(&o.JoinToken, "join-token", "", "join `token` from 'gantry token create' (env GANTRY_JOIN_TOKEN); needed only to enroll")
 	f.StringVar(&o.BusURL, "bus-url", "", "bus `URL`s (comma-separated) to use instead of those the server advertises at enrollment, for hosts that reach the bus at another address (containers, NAT)")
 	f.StringVar(&o.Name, "name", "", "host `name` in the inventory (default: the hostname)")
-	f.StringVar(&o.Labels, "labels", "", "labels to request at enrollment, `k=v,…` (the join token's labels win)")
+	f.StringVar(&o.Labels, "labels", "", "labels to request at enrollment, `k=v,…`: only keys the join token allows (token create --agent-labels); its pinned labels win")
 	f.StringVar(&o.DataDir, "data-dir", defaultAgentDataDir(), "`directory` for the identity, the journal and deployed revisions")
 	f.IntVar(&o.KeepRevisions, "keep-revisions", 5, "revision `count` kept per application for fast rollback")
 	f.StringVar(&o.InstallRoot, "install-root", "", "`directory` prefixed to every appspec destination (default: none, install into /); for running several agents on one machine")

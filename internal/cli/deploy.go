@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/validate"
 	"github.com/spf13/cobra"
 )
 
@@ -174,15 +174,12 @@ func configFlags(config, minHealthy string) (string, error) {
 	return minHealthy, nil
 }
 
-// checkMinHealthy accepts a host count ("4") or a percentage ("75%").
+// checkMinHealthy accepts a host count ("4") or a percentage ("75%") in
+// the server's range (validate.ParseDeployConfig).
 func checkMinHealthy(s string) error {
-	num, pct := strings.CutSuffix(s, "%")
-	n, err := strconv.Atoi(num)
-	switch {
-	case err != nil || n < 0 || strings.HasPrefix(num, "+"):
-		return usageErrorf("invalid --min-healthy %q: want a number of hosts (4) or a percentage (75%%)", s)
-	case pct && n > 100:
-		return usageErrorf("invalid --min-healthy %q: a percentage is at most 100%%", s)
+	if c, err := validate.ParseDeployConfig("--min-healthy", s); err != nil || c.Name != "" {
+		return usageErrorf("invalid --min-healthy %q: want a number of hosts from %d to %d (4) or a percentage of at most 100%% (75%%)",
+			s, validate.MinHealthyCount.Min, validate.MinHealthyCount.Max)
 	}
 	return nil
 }
@@ -398,6 +395,8 @@ type deployOptions struct {
 	MinHealthy  string
 	Description string
 	Wait        bool
+	// IdempotencyKey is sent with the create (default: random per run).
+	IdempotencyKey string
 }
 
 func (a *app) newDeployCmd() *cobra.Command {
@@ -442,6 +441,7 @@ the command (Ctrl-C) does not stop the deployment: use
 	f.StringVar(&o.MinHealthy, "min-healthy", "", "keep at least `N` hosts, or N% of them, healthy (instead of --config)")
 	f.StringVar(&o.Description, "description", "", "a `note` shown with the deployment")
 	f.BoolVar(&o.Wait, "wait", false, "follow the deployment until it ends; exit 1 unless it succeeded")
+	addIdempotencyFlag(cmd, &o.IdempotencyKey)
 	return cmd
 }
 
@@ -454,7 +454,7 @@ func (a *app) runDeploy(ctx context.Context, o deployOptions) error {
 	if err != nil {
 		return err
 	}
-	dep, err := c.Deploy(ctx, o.App, o.Group, api.DeployRequest{Revision: o.Revision, Config: config, Description: o.Description})
+	dep, err := c.Deploy(idempotentCtx(ctx, o.IdempotencyKey), o.App, o.Group, api.DeployRequest{Revision: o.Revision, Config: config, Description: o.Description})
 	if err != nil {
 		return err
 	}
@@ -465,6 +465,8 @@ func (a *app) runDeploy(ctx context.Context, o deployOptions) error {
 type rollbackOptions struct {
 	App, Group string
 	Wait       bool
+	// IdempotencyKey is sent with the create (default: random per run).
+	IdempotencyKey string
 }
 
 func (a *app) newRollbackCmd() *cobra.Command {
@@ -486,7 +488,7 @@ with the same output and exit status.`,
 			if err != nil {
 				return err
 			}
-			dep, err := c.Rollback(cmd.Context(), o.App, o.Group)
+			dep, err := c.Rollback(idempotentCtx(cmd.Context(), o.IdempotencyKey), o.App, o.Group)
 			if err != nil {
 				return err
 			}
@@ -494,6 +496,7 @@ with the same output and exit status.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "follow the rollback until it ends; exit 1 unless it succeeded")
+	addIdempotencyFlag(cmd, &o.IdempotencyKey)
 	return cmd
 }
 

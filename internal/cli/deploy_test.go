@@ -17,7 +17,8 @@ import (
 
 // deployFake implements the deployment routes of the HTTP contract.
 type deployFake struct {
-	URL string
+	URL  string
+	caFP string // pins the test server's certificate
 
 	mu       sync.Mutex
 	requests []string // "METHOD /path?query"
@@ -43,16 +44,17 @@ type fakeDeployStream struct {
 func newDeployFake(t *testing.T) *deployFake {
 	t.Helper()
 	f := &deployFake{}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	srv := httptest.NewTLSServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
+	f.caFP = api.Fingerprint(srv.Certificate().Raw)
 	return f
 }
 
 // gantry runs the CLI against f.
 func (f *deployFake) gantry(t *testing.T, args ...string) result {
 	t.Helper()
-	return (&fakeServer{URL: f.URL, token: "admin-token"}).gantry(t, nil, args...)
+	return (&fakeServer{URL: f.URL, token: "admin-token", caFP: f.caFP}).gantry(t, nil, args...)
 }
 
 func (f *deployFake) serve(w http.ResponseWriter, r *http.Request) {

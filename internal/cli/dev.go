@@ -12,10 +12,8 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
-	"github.com/gantry-dev/gantry/internal/httpapi"
-	"github.com/gantry-dev/gantry/internal/ids"
+	"github.com/gantry-dev/gantry/internal/agent/agentenv"
 	"github.com/gantry-dev/gantry/internal/server"
-	"github.com/gantry-dev/gantry/internal/store"
 )
 
 // devAgent is one dev-mode agent: a child process of the server.
@@ -37,18 +35,23 @@ type devFleet struct {
 }
 
 // startDevAgents starts the dev agents (enrolling them on first use) and
-// waits until all are online.
-func startDevAgents(ctx context.Context, srv *server.Server, dataDir string, log *slog.Logger) (*devFleet, error) {
+// waits until all are online. Like every client, it reaches the server
+// through its HTTP API only (with the admin token): the join token of each
+// new agent pins its labels.
+func startDevAgents(ctx context.Context, srv *server.Server, token, dataDir string, log *slog.Logger) (*devFleet, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary: %w", err)
 	}
-	st := srv.Store()
-	secret := ids.Secret("gjt")
-	now := time.Now().UTC()
-	if err := st.CreateJoinToken(ctx, store.JoinTokenRecord{Hash: httpapi.HashToken(secret), JoinToken: api.JoinToken{
-		ID: ids.New("jt"), ExpiresAt: now.Add(10 * time.Minute), MaxUses: len(devAgents), CreatedAt: now}}); err != nil {
-		return nil, fmt.Errorf("dev join token: %w", err)
+	c := api.New(srv.URL(), token)
+	if fp := srv.CAFingerprint(); fp != "" {
+		if err := c.PinCA(fp); err != nil {
+			return nil, err
+		}
+	}
+	joinTokens, err := devJoinTokens(ctx, c)
+	if err != nil {
+		return nil, err
 	}
 	d := &devFleet{log: log}
 	for _, a := range devAgents {
@@ -64,28 +67,33 @@ func startDevAgents(ctx context.Context, srv *server.Server, dataDir string, log
 			return nil, err
 		}
 		// Dev agents share this machine: each installs under its own root.
-		c := exec.Command(self, "agent", "--server", srv.URL(), "--name", a.name, "--labels", a.labels, "--data-dir", dir,
+		cmd := exec.Command(self, "agent", "--server", srv.URL(), "--name", a.name, "--data-dir", dir,
 			"--install-root", filepath.Join(dir, "root"))
-		// The join token goes through the environment, never the command line.
-		c.Env = append(os.Environ(), "GANTRY_JOIN_TOKEN="+secret)
-		c.Stdout, c.Stderr = logf, logf
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-		if err := c.Start(); err != nil {
+		// A minimal environment: the server's (its admin token included)
+		// would be readable by every job through /proc/$PPID/environ. The
+		// join token goes through the environment, never the command line.
+		var extra []string
+		if tok := joinTokens[a.name]; tok != "" {
+			extra = append(extra, "GANTRY_JOIN_TOKEN="+tok)
+		}
+		cmd.Env = agentenv.Minimal(os.Environ(), extra...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		if err := cmd.Start(); err != nil {
 			logf.Close()
 			d.stop()
 			return nil, fmt.Errorf("start dev agent %s: %w", a.name, err)
 		}
 		logf.Close()
-		d.procs = append(d.procs, c)
+		d.procs = append(d.procs, cmd)
 		d.names = append(d.names, a.name+" ("+a.labels+")")
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		online := 0
-		for _, a := range devAgents {
-			if h, err := st.GetHostByName(ctx, a.name); err == nil && srv.Fleet().HostOnline(h.ID) {
-				online++
-			}
+		online, err := devAgentsOnline(ctx, c)
+		if err != nil {
+			d.stop()
+			return nil, err
 		}
 		if online == len(devAgents) {
 			return d, nil
@@ -101,6 +109,54 @@ func startDevAgents(ctx context.Context, srv *server.Server, dataDir string, log
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// devJoinTokens creates, through the API, a join token for each dev agent
+// the server does not know yet (one use, valid 10 minutes, the agent's
+// labels pinned), and returns the secrets by agent name. Agents already
+// enrolled get none: no unused token is left in an agent's environment.
+func devJoinTokens(ctx context.Context, c *api.Client) (map[string]string, error) {
+	hosts, err := c.ListHosts(ctx, "", true)
+	if err != nil {
+		return nil, fmt.Errorf("list dev agents: %w", err)
+	}
+	known := map[string]bool{}
+	for _, h := range hosts {
+		known[h.Name] = true
+	}
+	out := map[string]string{}
+	for _, a := range devAgents {
+		if known[a.name] {
+			continue
+		}
+		labels, err := parseLabelList("dev agent labels", a.labels)
+		if err != nil {
+			return nil, err
+		}
+		jt, err := c.CreateJoinToken(ctx, api.CreateJoinTokenRequest{TTLSeconds: 600, MaxUses: 1, Labels: labels})
+		if err != nil {
+			return nil, fmt.Errorf("join token for dev agent %s: %w", a.name, err)
+		}
+		out[a.name] = jt.Token
+	}
+	return out, nil
+}
+
+// devAgentsOnline counts the dev agents the API reports online.
+func devAgentsOnline(ctx context.Context, c *api.Client) (int, error) {
+	hosts, err := c.ListHosts(ctx, "", false)
+	if err != nil {
+		return 0, fmt.Errorf("list dev agents: %w", err)
+	}
+	online := 0
+	for _, a := range devAgents {
+		for _, h := range hosts {
+			if h.Name == a.name && h.Status == api.HostOnline {
+				online++
+			}
+		}
+	}
+	return online, nil
 }
 
 // stop ends the dev agents: SIGTERM, then SIGKILL after 5 s.

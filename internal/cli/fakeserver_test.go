@@ -26,6 +26,9 @@ type fakeServer struct {
 	mu        sync.Mutex
 	hosts     []api.Host
 	tokens    []api.JoinToken
+	apiTokens []api.APIToken
+	// caFP pins the test server's certificate (GANTRY_CA_FINGERPRINT).
+	caFP      string
 	jobs      map[string]*fakeJob
 	jobOrder  []string
 	schedules []api.Schedule
@@ -68,9 +71,10 @@ func newFakeServer(t *testing.T) *fakeServer {
 			Facts: api.Facts{OS: "linux", Arch: "amd64"}, EnrolledAt: now.Add(-time.Hour)},
 		{ID: "h4", Name: "old-1", Status: api.HostRevoked, EnrolledAt: now.Add(-48 * time.Hour)},
 	}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	srv := httptest.NewTLSServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
+	f.caFP = api.Fingerprint(srv.Certificate().Raw) // httptest's certificate is its own CA
 	return f
 }
 
@@ -109,7 +113,7 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	case "POST join-tokens":
 		var req api.CreateJoinTokenRequest
 		_ = json.Unmarshal(body.Bytes(), &req)
-		jt := api.JoinToken{ID: "jt" + strconv.Itoa(len(f.tokens)+1), Token: "gjt_secret", Labels: req.Labels,
+		jt := api.JoinToken{ID: "jt" + strconv.Itoa(len(f.tokens)+1), Token: "gjt_secret", Labels: req.Labels, AgentLabels: req.AgentLabels,
 			MaxUses: req.MaxUses, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Duration(req.TTLSeconds) * time.Second)}
 		f.tokens = append(f.tokens, jt)
 		reply(w, 201, jt)
@@ -120,6 +124,8 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 			out = append(out, jt)
 		}
 		reply(w, 200, out)
+	case "POST tokens", "GET tokens", "DELETE tokens/{}", "DELETE join-tokens/{}":
+		f.apiTokenRoute(w, r, route, parts, body.Bytes())
 	case "POST jobs":
 		f.createJob(w, body.Bytes())
 	case "GET jobs":
@@ -388,7 +394,7 @@ func (f *fakeServer) gantry(t *testing.T, env map[string]string, args ...string)
 	t.Helper()
 	full := map[string]string{"GANTRY_CONFIG": filepath.Join(t.TempDir(), "config.json")}
 	if f != nil {
-		full["GANTRY_SERVER"], full["GANTRY_TOKEN"] = f.URL, f.token
+		full["GANTRY_SERVER"], full["GANTRY_TOKEN"], full["GANTRY_CA_FINGERPRINT"] = f.URL, f.token, f.caFP
 	}
 	for k, v := range env {
 		full[k] = v

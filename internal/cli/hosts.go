@@ -59,13 +59,58 @@ func (a *app) runHostsList(ctx context.Context, o hostsListOptions) error {
 	}
 	now := a.now()
 	return emitList(a, hosts, "No hosts found.", func(w io.Writer) error {
-		t := newTable(w, "NAME", "ID", "STATUS", "LABELS", "OS/ARCH", "ADDRESSES", "LAST SEEN")
+		t := newTable(w, "NAME", "ID", "STATUS", "LABELS", "OS/ARCH", "ADDRESSES", "LAST SEEN", "CLOCK SKEW")
+		skewed := 0
 		for _, h := range hosts {
 			t.row(h.Name, h.ID, h.Status, formatLabels(h.Labels, ","), osArch(h.Facts),
-				orDash(strings.Join(h.Facts.Addresses, ",")), relTime(h.LastSeen, now))
+				orDash(strings.Join(h.Facts.Addresses, ",")), relTime(h.LastSeen, now), clockSkew(h))
+			if h.ClockSkewed() {
+				skewed++
+			}
 		}
-		return t.flush()
+		if err := t.flush(); err != nil {
+			return err
+		}
+		if skewed > 0 {
+			_, err := fmt.Fprintf(w, "\n(!) %d host(s) with a clock off by more than %s: fix their clocks (NTP); see `gantry hosts show`.\n", skewed, api.MaxClockSkew)
+			return err
+		}
+		return nil
 	})
+}
+
+// clockSkewMark flags a clock off by more than api.MaxClockSkew.
+const clockSkewMark = "(!)"
+
+// clockSkew renders a host's clock skew for a table: "-" until measured,
+// else signed ("+10m0s", "-3ms"), marked when beyond api.MaxClockSkew.
+func clockSkew(h api.Host) string {
+	d, ok := h.ClockSkew()
+	if !ok {
+		return "-"
+	}
+	s := api.RoundClockSkew(d).String()
+	if d >= 0 {
+		s = "+" + s
+	}
+	if h.ClockSkewed() {
+		s += " " + clockSkewMark
+	}
+	return s
+}
+
+// clockSkewDetail says how a host's clock stands against the server's.
+func clockSkewDetail(h api.Host) string {
+	d, ok := h.ClockSkew()
+	switch {
+	case !ok:
+		return "not measured yet"
+	case h.ClockSkewed():
+		return fmt.Sprintf("host clock %s %s over %s: fix this host's clock (NTP); commands are checked against the server's time",
+			api.DescribeClockSkew(d), clockSkewMark, api.MaxClockSkew)
+	default:
+		return "host clock " + api.DescribeClockSkew(d)
+	}
 }
 
 func osArch(f api.Facts) string {
@@ -109,7 +154,9 @@ func (a *app) runHostsShow(ctx context.Context, o hostsShowOptions) error {
 		t.row("Name:", h.Name)
 		t.row("ID:", h.ID)
 		t.row("Status:", h.Status)
+		t.row("Status since:", absTime(h.StatusChangedAt, now))
 		t.row("Last seen:", absTime(h.LastSeen, now))
+		t.row("Clock skew:", clockSkewDetail(h))
 		t.row("Enrolled:", absTime(h.EnrolledAt, now))
 		t.row("Labels:", formatLabels(h.Labels, ", "))
 		t.row("Hostname:", orDash(f.Hostname))

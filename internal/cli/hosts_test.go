@@ -19,7 +19,7 @@ func TestHostsList(t *testing.T) {
 		t.Fatalf("want header + 3 hosts (revoked hidden), got:\n%s", r.stdout)
 	}
 	header := regexp.MustCompile(`\s{2,}`).Split(lines[0], -1)
-	want := []string{"NAME", "ID", "STATUS", "LABELS", "OS/ARCH", "ADDRESSES", "LAST SEEN"}
+	want := []string{"NAME", "ID", "STATUS", "LABELS", "OS/ARCH", "ADDRESSES", "LAST SEEN", "CLOCK SKEW"}
 	if !reflect.DeepEqual(header, want) {
 		t.Errorf("header %q, want %q", header, want)
 	}

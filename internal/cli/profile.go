@@ -7,13 +7,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/gantry-dev/gantry/internal/atomicfile"
 )
 
-// profile is what 'gantry login' saves: the server to talk to and the API
-// token to use with it.
+// profile is what 'gantry login' saves: the server to talk to, the API
+// token to use with it and the fingerprint of the server's CA ("" for a
+// plain http:// server or one trusted by the system's roots).
 type profile struct {
-	Server string `json:"server"`
-	Token  string `json:"token"`
+	Server        string `json:"server"`
+	Token         string `json:"token"`
+	CAFingerprint string `json:"ca_fingerprint,omitempty"`
 }
 
 // profilePath locates the profile file: $GANTRY_CONFIG, else
@@ -54,7 +58,7 @@ func loadProfile(path string) (profile, error) {
 
 // saveProfile writes a profile atomically (temporary file and rename) with
 // mode 0600, creating its directory with mode 0700 if needed.
-func saveProfile(path string, p profile) (err error) {
+func saveProfile(path string, p profile) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating profile directory: %w", err)
@@ -63,29 +67,7 @@ func saveProfile(path string, p profile) (err error) {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".config-*.json")
-	if err != nil {
-		return fmt.Errorf("saving profile: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("saving profile: %w", err)
-	}
-	if _, err = f.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("saving profile: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("saving profile: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("saving profile: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving profile: %w", err)
 	}
 	return nil

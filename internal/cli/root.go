@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +62,11 @@ type globalOptions struct {
 	Server string
 	Token  string
 	Output outputFormat
+	// CAFingerprint pins the server's CA (flag, else GANTRY_CA_FINGERPRINT,
+	// else the profile's for the same server).
+	CAFingerprint string
+	// Insecure accepts a plain http:// server (and a plain bus for agents).
+	Insecure bool
 }
 
 func newApp(stdout, stderr io.Writer, env func(string) string) *app {
@@ -114,10 +120,15 @@ func (a *app) newRootCmd() *cobra.Command {
 One binary is the control-plane server, the host agent and this client.
 Client commands need the server's URL and an API token, taken in this order
 from --server/--token, from GANTRY_SERVER/GANTRY_TOKEN, or from the profile
-saved by 'gantry login'.`,
+saved by 'gantry login'.
+
+The server is trusted by its CA's fingerprint (sha256:…), which 'gantry
+server' prints at start: 'gantry login' shows and saves it, scripts give it
+as GANTRY_CA_FINGERPRINT or --ca-fingerprint. A plain http:// server is
+refused unless --insecure.`,
 		Example: `  # Try it locally: start a dev server, then log in with the token it prints
   gantry server --dev
-  gantry login --server http://127.0.0.1:7070 --token TOKEN
+  gantry login --server https://127.0.0.1:7070 --token TOKEN
 
   # Enroll a host, then run a script on every web host
   gantry token create --labels role=web
@@ -133,6 +144,13 @@ saved by 'gantry login'.`,
 	pf.StringVar(&a.global.Server, "server", "", "server `URL` (env GANTRY_SERVER; default from 'gantry login')")
 	pf.StringVar(&a.global.Token, "token", "", "API token `T` (env GANTRY_TOKEN; default from 'gantry login')")
 	pf.VarP(&a.global.Output, "output", "o", "output format: table or json")
+	pf.StringVar(&a.global.CAFingerprint, "ca-fingerprint", "", "trust only a server whose CA has this `sha256:HEX` fingerprint (env GANTRY_CA_FINGERPRINT; default from 'gantry login'; none: the system's roots)")
+	pf.BoolVar(&a.global.Insecure, "insecure", false, "accept a plain http:// server (agents: and a plain bus); tokens then cross the network in clear text")
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if a.global.Insecure {
+			fmt.Fprintln(a.stderr, "WARNING: --insecure: a plain http:// server is accepted; tokens and commands may cross the network in clear text and anyone in between can impersonate the server.")
+		}
+	}
 
 	root.AddCommand(
 		newServerCmd(),
@@ -250,33 +268,57 @@ func describeError(err error) string {
 	if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
 		msg += "\nCheck --token / GANTRY_TOKEN, or log in again with 'gantry login --server URL --token TOKEN'."
 	}
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		msg += "\nThe server's CA is not one this machine trusts: pin it with 'gantry login --server URL --token TOKEN' (it shows the fingerprint), or give the fingerprint that 'gantry server' printed as --ca-fingerprint / GANTRY_CA_FINGERPRINT."
+	}
 	return msg
 }
 
 // client resolves the server and token (flag > environment > profile) and
 // returns an API client for them.
 func (a *app) client() (*api.Client, error) {
-	server, token, err := a.credentials()
+	server, token, pin, err := a.credentials()
 	if err != nil {
 		return nil, err
 	}
-	return api.New(server, token), nil
+	return a.newClient(server, token, pin)
 }
 
-// credentials resolves the server URL and token. The profile's token is
-// only used with the profile's server, so a token never leaks to a server
-// it was not issued by.
-func (a *app) credentials() (server, token string, err error) {
+// newClient returns an API client that refuses a plain http:// server
+// unless --insecure and trusts an https:// one by pin, or by the system's
+// roots when pin.Fingerprint is "".
+func (a *app) newClient(server, token string, pin api.Pin) (*api.Client, error) {
+	if strings.HasPrefix(server, "http://") && !a.global.Insecure {
+		return nil, usageErrorf("server %s is plain http://: the API token would cross the network in clear text; use the server's https:// URL, or pass --insecure (only on a trusted network)", server)
+	}
+	c := api.New(server, token)
+	if pin.Fingerprint != "" {
+		fp, err := api.ParseFingerprint(pin.Fingerprint)
+		if err != nil {
+			return nil, usageErrorf("%s: %v", pin.PinnedBy, err)
+		}
+		pin.Fingerprint = fp
+		c.HTTP = &http.Client{Transport: api.PinnedTransport(pin, server)}
+	}
+	return c, nil
+}
+
+// credentials resolves the server URL, the token and the CA pin. The
+// profile's token and pin are only used with the profile's server, so a
+// token never leaks to a server it was not issued by.
+func (a *app) credentials() (server, token string, pin api.Pin, err error) {
 	server = firstNonEmpty(a.global.Server, a.env("GANTRY_SERVER"))
 	token = firstNonEmpty(a.global.Token, a.env("GANTRY_TOKEN"))
-	if server == "" || token == "" {
+	pin = a.givenPin()
+	if server == "" || token == "" || pin.Fingerprint == "" {
 		path, err := profilePath(a.env)
 		if err != nil {
-			return "", "", err
+			return "", "", pin, err
 		}
 		p, err := loadProfile(path)
 		if err != nil {
-			return "", "", err
+			return "", "", pin, err
 		}
 		if server == "" {
 			server = p.Server
@@ -284,20 +326,35 @@ func (a *app) credentials() (server, token string, err error) {
 		if token == "" && p.Token != "" && sameServer(server, p.Server) {
 			token = p.Token
 		}
+		if pin.Fingerprint == "" && p.CAFingerprint != "" && sameServer(server, p.Server) {
+			pin = api.Pin{Fingerprint: p.CAFingerprint, PinnedBy: "the profile (" + path + ")"}
+		}
 	}
 	if server == "" {
-		return "", "", errors.New("no server configured: pass --server URL, set GANTRY_SERVER, or run 'gantry login --server URL --token TOKEN'")
+		return "", "", pin, errors.New("no server configured: pass --server URL, set GANTRY_SERVER, or run 'gantry login --server URL --token TOKEN'")
 	}
 	server, err = normalizeServer(server)
-	return server, token, err
+	return server, token, pin, err
 }
 
-// normalizeServer checks a server URL and adds http:// when no scheme is
+// givenPin is the CA fingerprint from --ca-fingerprint or
+// GANTRY_CA_FINGERPRINT (empty Fingerprint if neither).
+func (a *app) givenPin() api.Pin {
+	if a.global.CAFingerprint != "" {
+		return api.Pin{Fingerprint: a.global.CAFingerprint, PinnedBy: "--ca-fingerprint"}
+	}
+	if fp := a.env("GANTRY_CA_FINGERPRINT"); fp != "" {
+		return api.Pin{Fingerprint: fp, PinnedBy: "GANTRY_CA_FINGERPRINT"}
+	}
+	return api.Pin{}
+}
+
+// normalizeServer checks a server URL and adds https:// when no scheme is
 // given ("localhost:8080" is accepted).
 func normalizeServer(s string) (string, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), "/")
 	if !strings.Contains(s, "://") {
-		s = "http://" + s
+		s = "https://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -76,7 +76,7 @@ func TestUnreachableServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + l.Addr().String()
+	url := "https://" + l.Addr().String()
 	l.Close()
 	r := (*fakeServer)(nil).gantry(t, map[string]string{"GANTRY_SERVER": url}, "hosts", "ls")
 	r.expect(t, 1, "server at "+url+" is not reachable", "gantry server --dev", "gantry login")

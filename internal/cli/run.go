@@ -14,6 +14,8 @@ import (
 type runOptions struct {
 	jobOptions
 	NoWait bool
+	// IdempotencyKey is sent with the create (default: random per run).
+	IdempotencyKey string
 }
 
 func (a *app) newRunCmd() *cobra.Command {
@@ -52,6 +54,7 @@ reports it later.`,
 	}
 	o.addFlags(cmd)
 	cmd.Flags().BoolVar(&o.NoWait, "no-wait", false, "print the job id and exit without waiting for the job")
+	addIdempotencyFlag(cmd, &o.IdempotencyKey)
 	return cmd
 }
 
@@ -64,7 +67,7 @@ func (a *app) runRun(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.CreateJob(ctx, spec)
+	job, err := c.CreateJob(idempotentCtx(ctx, o.IdempotencyKey), spec)
 	if err != nil {
 		return err
 	}

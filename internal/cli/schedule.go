@@ -34,7 +34,8 @@ starts a job, as 'gantry run' would, on the hosts matching the selector at
 that moment. See its runs with 'gantry jobs ls' (SCHEDULE column).
 
 EXPR has five fields (minute hour day-of-month month day-of-week) or is a
-descriptor such as @hourly, @daily or '@every 30m'.`,
+descriptor such as @hourly, @daily or '@every 30m'. Runs must be at least
+the server's --min-schedule-interval apart (default 10s).`,
 		Example: `  # Every night at 03:00 on the database hosts, killed after an hour
   gantry schedule create --cron '0 3 * * *' --selector 'role=db' --timeout 1h -- /usr/local/bin/backup
 

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
+
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // Config is a deployment configuration: how many hosts must stay healthy
@@ -29,24 +30,11 @@ var (
 // AllAtOnce; the CodeDeployDefault. prefix is accepted) or a custom minimum
 // of healthy hosts: a count ("4") or a percentage ("75%").
 func ParseConfig(s string) (Config, error) {
-	name := strings.TrimPrefix(s, "CodeDeployDefault.")
-	for _, c := range []Config{OneAtATime, HalfAtATime, AllAtOnce} {
-		if name == c.Name {
-			return c, nil
-		}
+	c, err := validate.ParseDeployConfig("config", s)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if name == "" {
-		return OneAtATime, nil
-	}
-	num, pct := strings.CutSuffix(name, "%")
-	n, err := strconv.Atoi(num)
-	switch {
-	case err != nil:
-		return Config{}, fmt.Errorf("%w: deployment config %q: want OneAtATime, HalfAtATime, AllAtOnce, or a minimum of healthy hosts such as 4 or 75%%", ErrInvalid, s)
-	case n < 0, pct && n > 100:
-		return Config{}, fmt.Errorf("%w: minimum healthy hosts %q: want a count of 0 or more, or a percentage from 0%% to 100%%", ErrInvalid, s)
-	}
-	return Config{Count: n, Percent: pct}, nil
+	return Config(c), nil
 }
 
 // String is the configuration as ParseConfig reads it.

@@ -5,29 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/ids"
 	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/selector"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 	"github.com/gantry-dev/gantry/internal/watch"
 )
-
-// MaxHealthTimeout caps a health check's timeout.
-const MaxHealthTimeout = time.Hour
 
 // CreateGroup validates and stores a deployment group.
 func (e *Engine) CreateGroup(ctx context.Context, app string, req api.CreateGroupRequest) (api.DeploymentGroup, error) {
 	if _, err := e.st.GetApplication(ctx, app); err != nil {
 		return api.DeploymentGroup{}, fmt.Errorf("%w (create it with `gantry app create %s`)", err, app)
 	}
-	if !appName.MatchString(req.Name) {
-		return api.DeploymentGroup{}, fmt.Errorf("%w: group name %q: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", ErrInvalid, req.Name)
+	if err := validate.GroupName("name", req.Name); err != nil {
+		return api.DeploymentGroup{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if strings.TrimSpace(req.Selector) == "" {
 		return api.DeploymentGroup{}, fmt.Errorf("%w: selector is required (e.g. --selector role=web): a group is the hosts it selects", ErrInvalid)
@@ -50,46 +45,11 @@ func (e *Engine) CreateGroup(ctx context.Context, app string, req api.CreateGrou
 	return g, nil
 }
 
-// checkHealth validates a health check.
+// checkHealth validates a health check (validate.HealthCheck: the same
+// rules as an environment's health_check block).
 func checkHealth(hc *api.HealthCheck) error {
-	if hc == nil {
-		return nil
-	}
-	kinds := 0
-	if hc.HTTP != "" {
-		kinds++
-		u, err := url.Parse(hc.HTTP)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%w: health check URL %q: want http:// or https:// with a host", ErrInvalid, hc.HTTP)
-		}
-		if hc.ExpectStatus != 0 && (hc.ExpectStatus < 100 || hc.ExpectStatus > 599) {
-			return fmt.Errorf("%w: health check status %d: want 100 to 599", ErrInvalid, hc.ExpectStatus)
-		}
-	}
-	if hc.TCP != "" {
-		kinds++
-		addr := hc.TCP
-		if !strings.Contains(addr, ":") {
-			addr = "127.0.0.1:" + addr
-		}
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-			return fmt.Errorf("%w: health check TCP address %q: want host:port or a port", ErrInvalid, hc.TCP)
-		}
-	}
-	if len(hc.Command) > 0 {
-		kinds++
-		if hc.Command[0] == "" {
-			return fmt.Errorf("%w: health check command: the program is empty", ErrInvalid)
-		}
-	}
-	if kinds != 1 {
-		return fmt.Errorf("%w: a health check needs exactly one of http, tcp and command (got %d)", ErrInvalid, kinds)
-	}
-	if hc.TimeoutSeconds < 0 || time.Duration(hc.TimeoutSeconds)*time.Second > MaxHealthTimeout {
-		return fmt.Errorf("%w: health check timeout: want 1 to %d seconds (0 = 60)", ErrInvalid, int(MaxHealthTimeout.Seconds()))
-	}
-	if hc.IntervalMillis < 0 {
-		return fmt.Errorf("%w: health check interval must not be negative", ErrInvalid)
+	if err := validate.HealthCheck("health_check", hc); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
@@ -110,6 +70,9 @@ func (e *Engine) Deploy(ctx context.Context, app, group string, req api.DeployRe
 			return api.Deployment{}, fmt.Errorf("%w: application %s has no revision (push one with `gantry push %s DIR`)", ErrInvalid, app, app)
 		}
 		rev = revs[0].ID
+	}
+	if err := validate.Text("description", req.Description, validate.MaxDescription); err != nil {
+		return api.Deployment{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	cfg := req.Config
 	if cfg == "" {
@@ -230,10 +193,13 @@ func (e *Engine) publishDeployment(r *run) {
 }
 
 // HandleProgress takes a live lifecycle event from an agent (a best-effort
-// Output chunk of stream protocol.StreamLifecycle).
+// Output chunk of stream protocol.StreamLifecycle). hostID is the host the
+// bus authenticated: only that host's own execution of the deployment is
+// updated (an execution id of another host, or of no running deployment,
+// is ignored), and events are held to the caps of internal/protocol.
 func (e *Engine) HandleProgress(hostID string, o protocol.Output) {
 	var ev api.LifecycleEvent
-	if err := json.Unmarshal(o.Data, &ev); err != nil || ev.Name == "" {
+	if err := json.Unmarshal(o.Data, &ev); err != nil || protocol.CheckLifecycleEvent(&ev) != nil {
 		return
 	}
 	e.mu.Lock()
@@ -258,9 +224,13 @@ func (e *Engine) HandleProgress(hostID string, o protocol.Output) {
 		// A skipped event is listed but is not where the host is.
 		p.event = ev.Name
 	}
-	if n := len(p.events); n > 0 && p.events[n-1].Name == ev.Name {
+	switch n := len(p.events); {
+	case n > 0 && p.events[n-1].Name == ev.Name:
 		p.events[n-1] = ev
-	} else {
+	case n >= protocol.MaxProgressEvents:
+		e.mu.Unlock()
+		return // a real lifecycle has far fewer events
+	default:
 		p.events = append(p.events, ev)
 	}
 	e.progress[o.ExecID] = p

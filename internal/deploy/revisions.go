@@ -16,13 +16,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/appspec"
 	"github.com/gantry-dev/gantry/internal/bundle"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // MaxBundleBytes is the largest bundle a push accepts.
@@ -51,12 +51,10 @@ type Revisions struct {
 // NewRevisions returns the revision intake over st.
 func NewRevisions(st Store) *Revisions { return &Revisions{st: st} }
 
-var appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // CreateApp creates an application; names are lower-case DNS labels.
 func (r *Revisions) CreateApp(ctx context.Context, name string) (api.Application, error) {
-	if !appName.MatchString(name) {
-		return api.Application{}, fmt.Errorf("%w: application name %q: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", ErrInvalid, name)
+	if err := validate.AppName("name", name); err != nil {
+		return api.Application{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	a := api.Application{Name: name, CreatedAt: time.Now().UTC()}
 	return a, r.st.CreateApplication(ctx, a)
@@ -68,6 +66,9 @@ func (r *Revisions) CreateApp(ctx context.Context, name string) (api.Application
 func (r *Revisions) Push(ctx context.Context, app string, body io.Reader, description string) (rev api.Revision, created bool, err error) {
 	if _, err := r.st.GetApplication(ctx, app); err != nil {
 		return rev, false, fmt.Errorf("%w (create it with `gantry app create %s`)", err, app)
+	}
+	if err := validate.Text("description", description, validate.MaxDescription); err != nil {
+		return rev, false, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	f, err := os.CreateTemp(r.TempDir, "gantry-push-*")
 	if err != nil {

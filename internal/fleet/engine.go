@@ -11,6 +11,21 @@
 // are sent again under the same id, and the agent's journal turns a repeat
 // into the recorded result instead of a second run.
 //
+// A status report is acknowledged only once it is stored, or recognised as
+// stored already, whatever the engine's phase: reports that arrive before
+// Start has loaded the unfinished jobs wait in the result queue, whose loop
+// starts only after the load, and a report for an execution not tracked in
+// memory is judged and stored from the store (its job is then tracked and
+// finished). A report that could not be stored is answered with an error
+// that is not ErrRefused, and the agent sends it again. Reports are
+// attributed to the host the bus authenticated, never to a payload field.
+//
+// Presence writes are ordered: each status change carries its time and the
+// store keeps only the newest, so a late "offline" never overwrites a newer
+// "online"; a presence loop that finds it ran late (the server was paused)
+// gives hosts a grace period instead of marking them all offline (see
+// presence.go).
+//
 // The engine assumes it is the only active engine on its store. Several
 // servers may share a store for the API, but only one should run engines
 // (see docs/architecture.md).
@@ -29,6 +44,7 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 	"github.com/gantry-dev/gantry/internal/watch"
 )
 
@@ -37,7 +53,8 @@ type Store interface {
 	GetHost(ctx context.Context, id string) (store.HostRecord, error)
 	ListHosts(ctx context.Context, includeRevoked bool) ([]store.HostRecord, error)
 	SetHostFacts(ctx context.Context, id string, facts api.Facts) error
-	SetHostStatus(ctx context.Context, id, status string, lastSeen time.Time) error
+	SetHostStatus(ctx context.Context, id, status string, at time.Time) error
+	SetHostClockSkew(ctx context.Context, id string, skew time.Duration) error
 	TouchHosts(ctx context.Context, seen map[string]time.Time) error
 	RevokeHost(ctx context.Context, id string) error
 	CreateJob(ctx context.Context, j api.Job, execs []api.Execution) error
@@ -70,6 +87,10 @@ type Config struct {
 	// OutputCap is the bytes of each output stream kept per execution
 	// (default 1 MiB).
 	OutputCap int
+	// MinScheduleInterval is the shortest interval between two runs of a
+	// new schedule (default validate.DefaultMinScheduleInterval, 10s; the
+	// server's --min-schedule-interval).
+	MinScheduleInterval time.Duration
 	// OnExecDone, if set, is called (without locks held) after the final
 	// state of an execution of a job that is not of kind exec is stored:
 	// the deployment engine uses it to take a host's result at once.
@@ -92,6 +113,9 @@ func (c *Config) defaults() {
 	if c.OutputCap <= 0 {
 		c.OutputCap = 1 << 20
 	}
+	if c.MinScheduleInterval <= 0 {
+		c.MinScheduleInterval = validate.DefaultMinScheduleInterval
+	}
 }
 
 // Errors the API maps to statuses.
@@ -100,6 +124,11 @@ var (
 	ErrInvalid = errors.New("invalid request")
 	// ErrNoHosts means a job's selector matched no host.
 	ErrNoHosts = errors.New("no host matches the selector")
+	// ErrRefused wraps the reasons an agent's report is refused for good
+	// (another host's or an unknown execution, an invalid state): the
+	// agent may drop it. Any other error from SubmitStatus means "not
+	// stored now, send it again".
+	ErrRefused = errors.New("refused")
 )
 
 // Engine runs presence tracking, job dispatch and schedules.
@@ -118,13 +147,6 @@ type Engine struct {
 
 	results chan result
 	kick    chan struct{}
-}
-
-type presence struct {
-	name     string
-	online   bool
-	lastSeen time.Time
-	dirty    bool // lastSeen not yet flushed to the store
 }
 
 type jobState struct {
@@ -146,8 +168,9 @@ type execState struct {
 }
 
 type result struct {
+	host string // the host the bus authenticated: the report's sender
 	up   store.ExecUpdate
-	done func(error) // called once the update is stored (or failed)
+	done func(error) // called once the update is stored (or refused, or failed)
 }
 
 // New makes an engine; call Start to load state and run its loops.
@@ -174,9 +197,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	now := e.now()
 	e.mu.Lock()
 	for _, h := range hosts {
-		// Hosts that were online get a fresh grace period: their agents
-		// reconnect and heartbeat, or they go offline after 3 intervals.
-		e.hosts[h.ID] = &presence{name: h.Name, online: h.Status == api.HostOnline, lastSeen: now}
+		e.hosts[h.ID] = loadPresence(h, now)
 	}
 	e.mu.Unlock()
 	jobs, err := e.st.ListUnfinishedJobs(ctx)
@@ -184,11 +205,13 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("load unfinished jobs: %w", err)
 	}
 	for _, j := range jobs {
-		e.track(j, j.Executions)
+		e.trackNew(j, j.Executions)
 	}
 	if len(jobs) > 0 {
 		e.log.Info("resuming unfinished jobs", "jobs", len(jobs))
 	}
+	// Only now: status reports that arrived during start-up waited in
+	// e.results, and are judged against the loaded jobs (or the store).
 	go e.resultLoop(ctx)
 	go e.dispatchLoop(ctx)
 	go e.presenceLoop(ctx)
@@ -201,6 +224,23 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) track(j api.Job, execs []api.Execution) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.trackLocked(j, execs)
+}
+
+// trackNew tracks a job unless it is tracked already, and reports whether
+// it did.
+func (e *Engine) trackNew(j api.Job, execs []api.Execution) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.jobs[j.ID]; ok {
+		return false
+	}
+	e.trackLocked(j, execs)
+	return true
+}
+
+// trackLocked is track with e.mu held.
+func (e *Engine) trackLocked(j api.Job, execs []api.Execution) {
 	js := &jobState{job: j}
 	js.job.Executions = nil
 	for _, x := range execs {

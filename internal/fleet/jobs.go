@@ -13,9 +13,11 @@ import (
 	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/selector"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
-// Limits on a job request.
+// Limits on a job request (the ranges are validate.JobTimeout,
+// validate.JobConcurrency and validate.ScriptSize).
 const (
 	// MaxScriptBytes is the largest script a job may carry.
 	MaxScriptBytes = 256 << 10
@@ -25,7 +27,8 @@ const (
 	MaxTimeout = 24 * time.Hour
 )
 
-// ValidateSpec checks a job request and fills defaults.
+// ValidateSpec checks a job request and fills defaults. Every number is
+// compared with its range as sent, before it becomes a duration.
 func ValidateSpec(spec *api.JobSpec) error {
 	if spec.Script == "" {
 		return fmt.Errorf("%w: script is empty", ErrInvalid)
@@ -33,17 +36,20 @@ func ValidateSpec(spec *api.JobSpec) error {
 	if len(spec.Script) > MaxScriptBytes {
 		return fmt.Errorf("%w: script is %d bytes; the limit is %d bytes (256 KiB): copy large files with a bundle instead", ErrInvalid, len(spec.Script), MaxScriptBytes)
 	}
-	if spec.TimeoutSeconds < 0 || time.Duration(spec.TimeoutSeconds)*time.Second > MaxTimeout {
-		return fmt.Errorf("%w: timeout_seconds must be from 1 to %d (0 = default %s)", ErrInvalid, int(MaxTimeout.Seconds()), DefaultTimeout)
+	for _, err := range []error{
+		validate.JobTimeout.Check(int64(spec.TimeoutSeconds)),
+		validate.JobConcurrency.Check(int64(spec.Concurrency)),
+		validate.UserName("user", spec.User),
+	} {
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	if spec.TimeoutSeconds == 0 {
-		spec.TimeoutSeconds = int(DefaultTimeout.Seconds())
-	}
-	if spec.Concurrency < 0 {
-		return fmt.Errorf("%w: concurrency must be 0 (all at once) or more", ErrInvalid)
+		spec.TimeoutSeconds = int(DefaultTimeout / time.Second)
 	}
 	if _, err := selector.Parse(spec.Selector); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: selector: %v", ErrInvalid, err)
 	}
 	return nil
 }
@@ -131,11 +137,7 @@ func (e *Engine) CreateInternalJob(ctx context.Context, job api.Job, execs []api
 		if gerr != nil {
 			return api.Job{}, gerr
 		}
-		e.mu.Lock()
-		_, tracked := e.jobs[job.ID]
-		e.mu.Unlock()
-		if !tracked && stored.State == api.JobRunning {
-			e.track(stored, stored.Executions)
+		if stored.State == api.JobRunning && e.trackNew(stored, stored.Executions) {
 			e.poke()
 		}
 		return stored, nil
@@ -294,7 +296,7 @@ func final(id, state, msg string, now time.Time) store.ExecUpdate {
 
 // HandleStatus takes an agent's status report for one of its executions and
 // returns once it is stored. Reports for executions of other hosts are
-// refused.
+// refused (ErrRefused).
 func (e *Engine) HandleStatus(ctx context.Context, hostID string, s protocol.Status) error {
 	done := make(chan error, 1)
 	e.SubmitStatus(ctx, hostID, s, func(err error) { done <- err })
@@ -306,53 +308,56 @@ func (e *Engine) HandleStatus(ctx context.Context, hostID string, s protocol.Sta
 	}
 }
 
-// SubmitStatus is HandleStatus without waiting: done is called once the
-// report is stored (the caller acknowledges it to the agent then), or with
-// the reason it was refused. It never starts a goroutine per report.
+// SubmitStatus is HandleStatus without waiting: done is called exactly once,
+// with nil once the report is stored or recognised as already stored (the
+// caller acknowledges it to the agent then), with an error wrapping
+// ErrRefused if it will never be taken (another host's or an unknown
+// execution, an invalid state, an over-size result), or with another error
+// if it could not be stored now (the agent must send it again; never
+// acknowledge it). It never starts a goroutine per report.
+//
+// It may be called before Start: reports wait in a queue that the result
+// loop takes only after the engine has loaded its unfinished jobs, and the
+// ownership of an execution is decided there, from memory or from the
+// store. A report is therefore never judged against a half-loaded engine.
 func (e *Engine) SubmitStatus(ctx context.Context, hostID string, s protocol.Status, done func(error)) {
-	e.mu.Lock()
-	x := e.execs[s.ExecID]
-	var owner string
-	if x != nil {
-		owner = x.hostID
-	}
-	e.mu.Unlock()
-	if x == nil {
-		stored, err := e.st.GetExecution(ctx, s.ExecID)
-		if err != nil {
-			done(fmt.Errorf("execution %s: %w", s.ExecID, err))
-			return
-		}
-		owner = stored.HostID
-		if owner == hostID {
-			done(nil) // job already finished: the report is a repeat
-			return
-		}
-	}
-	if owner != hostID {
-		e.log.Warn("refused status for another host's execution", "host", hostID, "exec", s.ExecID)
-		done(fmt.Errorf("execution %s does not belong to host %s", s.ExecID, hostID))
-		return
-	}
 	if s.State != api.ExecRunning && !api.ExecDone(s.State) {
-		done(fmt.Errorf("invalid state %q", s.State))
+		done(fmt.Errorf("%w: invalid state %q", ErrRefused, protocol.Clip(s.State, 32)))
 		return
 	}
-	up := store.ExecUpdate{ID: s.ExecID, State: s.State, ExitCode: s.ExitCode, Error: s.Error,
+	if len(s.Result) > protocol.MaxResultBytes {
+		done(fmt.Errorf("%w: result of %d bytes is over its cap of %d bytes", ErrRefused, len(s.Result), protocol.MaxResultBytes))
+		return
+	}
+	up := store.ExecUpdate{ID: s.ExecID, State: s.State, ExitCode: s.ExitCode, Error: protocol.Clip(s.Error, protocol.MaxStatusError),
 		StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 		Result: s.Result}
 	if api.ExecDone(s.State) {
-		out, errs := string(s.Stdout), string(s.Stderr)
+		// The agent keeps OutputCap bytes (plus its truncation marker);
+		// a host may send more, the store keeps no more than that.
+		out, outCut := capOutput(s.Stdout, e.cfg.OutputCap)
+		errs, errCut := capOutput(s.Stderr, e.cfg.OutputCap)
 		up.Stdout, up.Stderr = &out, &errs
+		up.StdoutTruncated, up.StderrTruncated = up.StdoutTruncated || outCut, up.StderrTruncated || errCut
 	}
 	select {
-	case e.results <- result{up: up, done: done}:
+	case e.results <- result{host: hostID, up: up, done: done}:
 	case <-ctx.Done():
 		done(ctx.Err())
 	}
 }
 
-// resultLoop stores status reports in batches.
+// capOutput returns a stored output stream: at most limit bytes plus the
+// agent's truncation marker, and whether it was cut here.
+func capOutput(b []byte, limit int) (string, bool) {
+	if len(b) <= limit+protocol.OutputSlack {
+		return string(b), false
+	}
+	return protocol.Clip(string(b[:limit]), limit), true
+}
+
+// resultLoop stores status reports in batches. It runs only once Start has
+// loaded the unfinished jobs.
 func (e *Engine) resultLoop(ctx context.Context) {
 	for {
 		var batch []result
@@ -371,15 +376,97 @@ func (e *Engine) resultLoop(ctx context.Context) {
 				break more
 			}
 		}
-		ups := make([]store.ExecUpdate, len(batch))
-		for i, r := range batch {
-			ups[i] = r.up
-		}
-		err := e.apply(ctx, ups)
-		for _, r := range batch {
+		e.storeResults(ctx, batch)
+	}
+}
+
+// storeResults checks who owns each report's execution, stores the batch,
+// and answers every report once.
+func (e *Engine) storeResults(ctx context.Context, batch []result) {
+	keep := batch[:0]
+	adopt := map[string]bool{} // jobs of stored executions not tracked in memory
+	for _, r := range batch {
+		untracked, err := e.owns(ctx, r)
+		switch {
+		case errors.Is(err, errStored):
+			r.done(nil) // a repeat of a result already stored
+		case err != nil:
 			r.done(err)
+		default:
+			keep = append(keep, r)
+			if untracked != "" {
+				adopt[untracked] = true
+			}
 		}
 	}
+	if len(keep) == 0 {
+		return
+	}
+	ups := make([]store.ExecUpdate, len(keep))
+	for i, r := range keep {
+		ups[i] = r.up
+	}
+	err := e.apply(ctx, ups)
+	if err == nil {
+		for jobID := range adopt {
+			e.adopt(ctx, jobID)
+		}
+	}
+	for _, r := range keep {
+		r.done(err)
+	}
+}
+
+// errStored marks a report whose execution's final state is already stored.
+var errStored = errors.New("already stored")
+
+// owns checks that r's execution belongs to r's host. For an execution not
+// tracked in memory it asks the store: errStored if its final state is
+// stored already, else the id of its job, to be tracked once the report is
+// stored (the update is stored either way: never acknowledged and dropped).
+func (e *Engine) owns(ctx context.Context, r result) (untrackedJob string, err error) {
+	e.mu.Lock()
+	x := e.execs[r.up.ID]
+	owner := ""
+	if x != nil {
+		owner = x.hostID
+	}
+	e.mu.Unlock()
+	if x == nil {
+		stored, err := e.st.GetExecution(ctx, r.up.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", fmt.Errorf("%w: execution %s: %v", ErrRefused, r.up.ID, err)
+		case err != nil:
+			return "", fmt.Errorf("execution %s: %w", r.up.ID, err)
+		}
+		owner = stored.HostID
+		if owner == r.host && api.ExecDone(stored.State) {
+			return "", errStored
+		}
+		untrackedJob = stored.JobID
+	}
+	if owner != r.host {
+		e.log.Warn("refused status for another host's execution", "host", r.host, "exec", r.up.ID)
+		return "", fmt.Errorf("%w: execution %s does not belong to host %s", ErrRefused, r.up.ID, r.host)
+	}
+	return untrackedJob, nil
+}
+
+// adopt tracks a running job that the engine did not have in memory (one of
+// its executions was just stored) and finishes it if it is complete.
+func (e *Engine) adopt(ctx context.Context, jobID string) {
+	j, err := e.st.GetJob(ctx, jobID)
+	if err != nil {
+		e.log.Error("load job of an untracked execution", "job", jobID, "err", err)
+		return
+	}
+	if j.State != api.JobRunning || !e.trackNew(j, j.Executions) {
+		return
+	}
+	e.log.Info("tracking a job that was not in memory", "job", jobID)
+	e.maybeFinish(ctx, jobID)
+	e.poke()
 }
 
 // apply stores execution updates, mirrors them in memory, tells watchers

@@ -9,15 +9,18 @@ import (
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/ids"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // ParseCron checks a schedule expression: five fields (minute hour
 // day-of-month month day-of-week) or a descriptor such as @hourly or
-// @every 30s, as robfig/cron's standard parser reads them.
+// @every 30s, as robfig/cron's standard parser reads them. It does not
+// check the minimum interval (stored schedules keep running); NewSchedule
+// does.
 func ParseCron(expr string) (cron.Schedule, error) {
-	s, err := cron.ParseStandard(expr)
+	s, err := validate.Cron("cron", expr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cron %q: %v (want 5 fields \"min hour dom month dow\", e.g. \"*/5 * * * *\", or @hourly, @daily, @every 30s)", ErrInvalid, expr, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return s, nil
 }
@@ -27,11 +30,14 @@ func specOf(s api.Schedule) api.JobSpec {
 	return api.JobSpec{Selector: s.Selector, Script: s.Script, Concurrency: s.Concurrency, TimeoutSeconds: s.TimeoutSeconds, User: s.User}
 }
 
-// NewSchedule validates a schedule request and fills its id and times.
+// NewSchedule validates a schedule request and fills its id and times. A
+// schedule that would run more often than Config.MinScheduleInterval is
+// refused.
 func (e *Engine) NewSchedule(s api.Schedule) (api.Schedule, error) {
-	c, err := ParseCron(s.Cron)
+	now := e.now().UTC()
+	c, err := validate.Schedule("cron", s.Cron, e.cfg.MinScheduleInterval, now)
 	if err != nil {
-		return s, err
+		return s, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	spec := specOf(s)
 	if err := ValidateSpec(&spec); err != nil {
@@ -39,7 +45,8 @@ func (e *Engine) NewSchedule(s api.Schedule) (api.Schedule, error) {
 	}
 	s.TimeoutSeconds = spec.TimeoutSeconds
 	s.ID = ids.New("s")
-	s.CreatedAt = e.now().UTC()
+	s.CreatedAt = now
+	s.LastRunAt, s.LastJobID = nil, "" // the server's to set, not the client's
 	next := c.Next(s.CreatedAt)
 	s.NextRunAt = &next
 	return s, nil

@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/deploy"
+	"github.com/gantry-dev/gantry/internal/store"
 )
 
 // deploymentRoutes are the routes of deployment groups, deployments and
@@ -16,8 +20,8 @@ func (a *API) deploymentRoutes() []route {
 		{Method: "POST", Path: "/api/v1/apps/{app}/groups", Summary: "Create a deployment group.", Body: api.CreateGroupRequest{}, Resp: api.DeploymentGroup{}, Status: 201, Handler: a.createGroup},
 		{Method: "GET", Path: "/api/v1/apps/{app}/groups", Summary: "List an application's deployment groups.", Resp: []api.DeploymentGroup{}, Handler: a.listGroups},
 		{Method: "GET", Path: "/api/v1/apps/{app}/groups/{group}", Summary: "Show a deployment group.", Resp: api.DeploymentGroup{}, Handler: a.getGroup},
-		{Method: "POST", Path: "/api/v1/apps/{app}/groups/{group}/deployments", Summary: "Deploy a revision (default the newest) to a group.", Body: api.DeployRequest{}, Resp: api.Deployment{}, Status: 201, Handler: a.deploy},
-		{Method: "POST", Path: "/api/v1/apps/{app}/groups/{group}/rollback", Summary: "Roll a group back to its previous good revision.", Resp: api.Deployment{}, Status: 201, Handler: a.rollback},
+		{Method: "POST", Path: "/api/v1/apps/{app}/groups/{group}/deployments", Summary: "Deploy a revision (default the newest) to a group.", Idempotent: true, Body: api.DeployRequest{}, Resp: api.Deployment{}, Status: 201, Handler: a.deploy},
+		{Method: "POST", Path: "/api/v1/apps/{app}/groups/{group}/rollback", Summary: "Roll a group back to its previous good revision.", Idempotent: true, Resp: api.Deployment{}, Status: 201, Handler: a.rollback},
 		{Method: "GET", Path: "/api/v1/deployments", Summary: "List deployments, newest first.", Query: []string{"app", "limit"}, Resp: []api.Deployment{}, Handler: a.listDeployments},
 		{Method: "GET", Path: "/api/v1/deployments/{id}", Summary: "Show a deployment with every host's events.", Resp: api.Deployment{}, Handler: a.getDeployment},
 		{Method: "GET", Path: "/api/v1/deployments/{id}/events", Summary: "Stream a deployment's events as NDJSON until it ends.", Resp: api.DeploymentEvent{}, Handler: a.deploymentEvents},
@@ -51,18 +55,26 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
-	var req api.DeployRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	d, err := a.d.Deploy.Deploy(r.Context(), r.PathValue("app"), r.PathValue("group"), req)
-	writeResult(a, w, r, http.StatusCreated, d, err)
+	a.idempotent(w, r, func(r *http.Request) (string, any, error) {
+		var req api.DeployRequest
+		if err := decode(r, &req); err != nil {
+			return "", nil, err
+		}
+		d, err := a.d.Deploy.Deploy(r.Context(), r.PathValue("app"), r.PathValue("group"), req)
+		return d.ID, d, err
+	}, a.loadDeployment)
 }
 
 func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
-	d, err := a.d.Deploy.Rollback(r.Context(), r.PathValue("app"), r.PathValue("group"))
-	writeResult(a, w, r, http.StatusCreated, d, err)
+	a.idempotent(w, r, func(r *http.Request) (string, any, error) {
+		d, err := a.d.Deploy.Rollback(r.Context(), r.PathValue("app"), r.PathValue("group"))
+		return d.ID, d, err
+	}, a.loadDeployment)
+}
+
+// loadDeployment is a deployment's replay for a repeated Idempotency-Key.
+func (a *API) loadDeployment(ctx context.Context, id string) (any, error) {
+	return a.d.Store.GetDeployment(ctx, id)
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
@@ -119,6 +131,16 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request) {
 	digest := r.PathValue("digest")
 	if err := a.d.Capabilities.Check(digest, r.URL.Query()); err != nil {
 		writeError(w, r, errForbidden(err.Error()), a.d.Log)
+		return
+	}
+	// A capability is only as good as its host's enrollment: `gantry hosts
+	// rm` voids the host's links at once, not when they expire.
+	host := r.URL.Query().Get("host")
+	if h, err := a.d.Store.GetHost(r.Context(), host); errors.Is(err, store.ErrNotFound) || (err == nil && h.Status == api.HostRevoked) {
+		writeError(w, r, errForbidden(fmt.Sprintf("%v: host %s is no longer enrolled (removed with `gantry hosts rm`)", deploy.ErrCapability, host)), a.d.Log)
+		return
+	} else if err != nil {
+		writeError(w, r, err, a.d.Log)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

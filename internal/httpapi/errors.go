@@ -10,6 +10,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/fleet"
 	"github.com/gantry-dev/gantry/internal/infra"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // apiError is an error with a status chosen by a handler.
@@ -47,7 +48,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 		status, code = http.StatusBadGateway, "provider_error"
 	case errors.As(err, &ae):
 		status, code = ae.status, ae.code
-	case errors.Is(err, fleet.ErrInvalid), errors.Is(err, deploy.ErrInvalid):
+	case errors.Is(err, fleet.ErrInvalid), errors.Is(err, deploy.ErrInvalid), errors.Is(err, validate.ErrInvalid):
 		status, code = http.StatusBadRequest, "bad_request"
 	case errors.Is(err, fleet.ErrNoHosts):
 		status, code = http.StatusUnprocessableEntity, "no_hosts"

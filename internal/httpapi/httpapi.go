@@ -8,6 +8,14 @@
 // (only /healthz, /readyz and the agents' enrollment, which carries a join
 // token instead). Authorization happens before any body is read. Errors are
 // mapped to statuses in one place (errors.go).
+//
+// Decisions recorded with their code: an agent's requested labels are
+// limited by its join token and a request outside the limit is refused,
+// not stripped (enroll.go); API tokens carry a name, an owner and an
+// expiry, and only admin tokens manage tokens (tokens.go); creates of jobs
+// and deployments are idempotent under an Idempotency-Key header
+// (idempotency.go); a bundle capability is honoured only while its host is
+// enrolled, so `gantry hosts rm` voids it at once (deployments.go).
 package httpapi
 
 import (
@@ -18,6 +26,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +59,9 @@ type Deps struct {
 	// BusURLs and ServerKey are handed to enrolling agents.
 	BusURLs   []string
 	ServerKey string
+	// CAFingerprint is the server's CA pin, appended to every join token
+	// made here ("" when TLS is off; see pki.FormatJoinToken).
+	CAFingerprint string
 	// Ready reports whether the server can take work.
 	Ready    func() bool
 	Log      *slog.Logger
@@ -62,6 +74,8 @@ type API struct {
 	mux     *http.ServeMux
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	// idemPurged is when expired idempotency keys were last purged (Unix ns).
+	idemPurged atomic.Int64
 }
 
 // New builds the handler with every route of the table.
@@ -101,6 +115,12 @@ func (a *API) wrap(rt route) http.Handler {
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, tok))
+			if rt.Admin {
+				if err := requireAdmin(r); err != nil {
+					writeError(sw, r, err, a.d.Log)
+					return
+				}
+			}
 		}
 		if rt.Body != nil {
 			limit := rt.MaxBody
@@ -123,6 +143,9 @@ func (a *API) authenticate(r *http.Request) (store.APIToken, error) {
 	t, err := a.d.Store.GetAPITokenByHash(r.Context(), HashToken(tok))
 	if err != nil {
 		return store.APIToken{}, errUnauthorized("invalid token")
+	}
+	if t.Expired(time.Now()) {
+		return store.APIToken{}, errTokenExpired(t)
 	}
 	return t, nil
 }
@@ -166,16 +189,6 @@ func writeList[T any](a *API, w http.ResponseWriter, r *http.Request, items []T,
 		items = []T{}
 	}
 	writeJSON(w, 200, items)
-}
-
-// decode reads a JSON body strictly (unknown fields are errors).
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return errBadRequest("request body: " + err.Error())
-	}
-	return nil
 }
 
 func (a *API) metricsHandler() http.Handler {

@@ -29,6 +29,9 @@ func (a *API) OpenAPI() map[string]any {
 		for _, q := range rt.Query {
 			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})
 		}
+		if rt.Idempotent {
+			params = append(params, map[string]any{"name": IdempotencyKeyHeader, "in": "header", "description": "a retry with the same key returns the first result instead of creating again (kept 24 h)", "schema": map[string]any{"type": "string", "maxLength": 255}})
+		}
 		if params != nil {
 			op["parameters"] = params
 		}

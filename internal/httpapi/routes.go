@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +14,11 @@ import (
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/ids"
+	"github.com/gantry-dev/gantry/internal/pki"
+	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/selector"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 	"github.com/gantry-dev/gantry/internal/watch"
 )
 
@@ -22,11 +26,14 @@ import (
 type route struct {
 	Method, Path, Summary string
 	Public                bool   // no bearer token (health, enrollment)
+	Admin                 bool   // only admin tokens (token management)
 	Body                  any    // request body type, for the OpenAPI document
 	RawBody               string // media type of a raw (non-JSON) request body
 	Resp                  any    // response body type
 	Status                int    // success status (default 200)
 	Query                 []string
+	// Idempotent routes accept an Idempotency-Key header (idempotency.go).
+	Idempotent bool
 	// MaxBody caps the request body (default 1 MiB).
 	MaxBody int64
 	Handler http.HandlerFunc
@@ -51,9 +58,9 @@ func (a *API) routes() []route {
 		{Method: "GET", Path: "/api/v1/hosts/{host}", Summary: "Show a host by id or name.", Resp: api.Host{}, Handler: a.getHost},
 		{Method: "PATCH", Path: "/api/v1/hosts/{host}/labels", Summary: "Set and remove labels.", Body: api.LabelsRequest{}, Resp: api.Host{}, Handler: a.labelHost},
 		{Method: "DELETE", Path: "/api/v1/hosts/{host}", Summary: "Revoke a host: drop its connection and refuse it from now on.", Status: 204, Handler: a.removeHost},
-		{Method: "POST", Path: "/api/v1/join-tokens", Summary: "Create a join token.", Body: api.CreateJoinTokenRequest{}, Resp: api.JoinToken{}, Status: 201, Handler: a.createJoinToken},
-		{Method: "GET", Path: "/api/v1/join-tokens", Summary: "List join tokens (without secrets).", Resp: []api.JoinToken{}, Handler: a.listJoinTokens},
-		{Method: "POST", Path: "/api/v1/jobs", Summary: "Run a script on every host matching a selector.", Body: api.JobSpec{}, Resp: api.Job{}, Status: 201, Handler: a.createJob},
+		{Method: "POST", Path: "/api/v1/join-tokens", Summary: "Create a join token (admin).", Admin: true, Body: api.CreateJoinTokenRequest{}, Resp: api.JoinToken{}, Status: 201, Handler: a.createJoinToken},
+		{Method: "GET", Path: "/api/v1/join-tokens", Summary: "List join tokens (without secrets) (admin).", Admin: true, Resp: []api.JoinToken{}, Handler: a.listJoinTokens},
+		{Method: "POST", Path: "/api/v1/jobs", Summary: "Run a script on every host matching a selector.", Idempotent: true, Body: api.JobSpec{}, Resp: api.Job{}, Status: 201, Handler: a.createJob},
 		{Method: "GET", Path: "/api/v1/jobs", Summary: "List jobs, newest first.", Query: []string{"limit"}, Resp: []api.Job{}, Handler: a.listJobs},
 		{Method: "GET", Path: "/api/v1/jobs/{id}", Summary: "Show a job with every host's result.", Resp: api.Job{}, Handler: a.getJob},
 		{Method: "GET", Path: "/api/v1/jobs/{id}/events", Summary: "Stream a job's events as NDJSON until it finishes.", Resp: api.JobEvent{}, Handler: a.jobEvents},
@@ -62,7 +69,7 @@ func (a *API) routes() []route {
 		{Method: "POST", Path: "/api/v1/apps/{app}/revisions", Summary: "Push a bundle (.tar.gz or .zip bytes as the body) as a revision; 200 if it was pushed before.", Query: []string{"description"}, RawBody: "application/octet-stream", Resp: api.Revision{}, Status: 201, Handler: a.pushRevision},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions", Summary: "List an application's revisions, newest first.", Resp: []api.Revision{}, Handler: a.listRevisions},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions/{rev}", Summary: "Show a revision with its appspec.yml.", Resp: api.Revision{}, Handler: a.getRevision},
-	}, append(a.deploymentRoutes(), a.envRoutes()...)...), []route{
+	}, append(append(a.deploymentRoutes(), a.envRoutes()...), a.tokenRoutes()...)...), []route{
 		{Method: "POST", Path: "/api/v1/schedules", Summary: "Run a job on a cron schedule.", Body: api.Schedule{}, Resp: api.Schedule{}, Status: 201, Handler: a.createSchedule},
 		{Method: "GET", Path: "/api/v1/schedules", Summary: "List schedules.", Resp: []api.Schedule{}, Handler: a.listSchedules},
 		{Method: "DELETE", Path: "/api/v1/schedules/{id}", Summary: "Delete a schedule.", Status: 204, Handler: a.deleteSchedule},
@@ -118,8 +125,12 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now().UTC()
-	h := store.HostRecord{NKey: req.NKey, Host: api.Host{ID: ids.New("h"), Name: req.Name, Labels: labels, Facts: req.Facts, Status: api.HostOffline, EnrolledAt: now}}
-	err := a.d.Store.EnrollHost(r.Context(), HashToken(req.JoinToken), now, h)
+	hash := HashToken(pki.JoinTokenSecret(req.JoinToken))
+	labels, err := a.enrollLabels(r.Context(), hash, labels, now) // see enroll.go
+	h := store.HostRecord{NKey: req.NKey, Host: api.Host{ID: ids.New("h"), Name: req.Name, Labels: labels, Facts: enrollFacts(req.Facts), Status: api.HostOffline, EnrolledAt: now}}
+	if err == nil {
+		err = a.d.Store.EnrollHost(r.Context(), hash, now, h)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		err = errUnauthorized("join token is not valid (create one with `gantry token create`)")
@@ -138,26 +149,23 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 201, api.EnrollResponse{HostID: h.ID, NATSURLs: a.d.BusURLs, ServerKey: a.d.ServerKey, HeartbeatMillis: a.d.Fleet.Heartbeat().Milliseconds()})
 }
 
+// enrollFacts caps the facts an enrolling agent reports as the bus caps
+// those of its hellos (protocol.ClipFacts).
+func enrollFacts(f api.Facts) api.Facts {
+	f, _ = protocol.ClipFacts(f)
+	return f
+}
+
 func validateHostName(n string) error {
-	if n == "" || len(n) > 253 {
-		return errBadRequest("host name must be 1 to 253 characters")
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return errBadRequest(fmt.Sprintf("host name %q: only letters, digits, '-', '_' and '.' are allowed", n))
-		}
+	if err := validate.HostName("name", n); err != nil {
+		return errBadRequest(err.Error())
 	}
 	return nil
 }
 
 func validateLabels(l map[string]string) error {
-	for k, v := range l {
-		if err := selector.ValidateKey(k); err != nil {
-			return errBadRequest(fmt.Sprintf("label %q: %v", k, err))
-		}
-		if err := selector.ValidateValue(v); err != nil {
-			return errBadRequest(fmt.Sprintf("label %s=%q: %v", k, v, err))
-		}
+	if err := validate.LabelSet("labels", l); err != nil {
+		return errBadRequest(err.Error())
 	}
 	return nil
 }
@@ -231,6 +239,10 @@ func (a *API) labelHost(w http.ResponseWriter, r *http.Request) {
 	for _, k := range req.Remove {
 		delete(labels, k)
 	}
+	if err := validateLabels(labels); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
 	if err := a.d.Store.SetHostLabels(r.Context(), h.ID, labels); err != nil {
 		writeError(w, r, err, a.d.Log)
 		return
@@ -262,27 +274,29 @@ func (a *API) createJoinToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, a.d.Log)
 		return
 	}
-	if req.TTLSeconds <= 0 || req.TTLSeconds > 365*24*3600 {
-		writeError(w, r, errBadRequest("ttl_seconds must be from 1 to 31536000 (one year)"), a.d.Log)
-		return
-	}
-	if req.MaxUses < 0 {
-		writeError(w, r, errBadRequest("max_uses must be 0 (unlimited until expiry) or more"), a.d.Log)
-		return
+	for _, err := range []error{validate.JoinTokenTTL.Check(int64(req.TTLSeconds)), validate.JoinTokenUses.Check(int64(req.MaxUses))} {
+		if err != nil {
+			writeError(w, r, errBadRequest(err.Error()), a.d.Log)
+			return
+		}
 	}
 	if err := validateLabels(req.Labels); err != nil {
 		writeError(w, r, err, a.d.Log)
 		return
 	}
+	if err := a.validateAgentLabelKeys(r.Context(), req.AgentLabels); err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
 	now := time.Now().UTC()
 	secret := ids.Secret("gjt")
-	t := store.JoinTokenRecord{Hash: HashToken(secret), JoinToken: api.JoinToken{ID: ids.New("jt"), Labels: req.Labels, ExpiresAt: now.Add(time.Duration(req.TTLSeconds) * time.Second), MaxUses: req.MaxUses, CreatedAt: now}}
+	t := store.JoinTokenRecord{Hash: HashToken(secret), JoinToken: api.JoinToken{ID: ids.New("jt"), Labels: req.Labels, AgentLabels: req.AgentLabels, ExpiresAt: now.Add(time.Duration(req.TTLSeconds) * time.Second), MaxUses: req.MaxUses, CreatedAt: now}}
 	if err := a.d.Store.CreateJoinToken(r.Context(), t); err != nil {
 		writeError(w, r, err, a.d.Log)
 		return
 	}
 	out := t.JoinToken
-	out.Token = secret
+	out.Token = pki.FormatJoinToken(secret, a.d.CAFingerprint)
 	writeJSON(w, 201, out)
 }
 
@@ -292,17 +306,20 @@ func (a *API) listJoinTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
-	var spec api.JobSpec
-	if err := decode(r, &spec); err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	job, err := a.d.Fleet.CreateJob(r.Context(), spec)
-	if err != nil {
-		writeError(w, r, err, a.d.Log)
-		return
-	}
-	writeJSON(w, 201, job)
+	a.idempotent(w, r, func(r *http.Request) (string, any, error) {
+		var spec api.JobSpec
+		if err := decode(r, &spec); err != nil {
+			return "", nil, err
+		}
+		job, err := a.d.Fleet.CreateJob(r.Context(), spec)
+		return job.ID, job, err
+	}, a.loadJob)
+}
+
+// loadJob is a job's replay for a repeated Idempotency-Key.
+func (a *API) loadJob(ctx context.Context, id string) (any, error) {
+	job, err := a.d.Store.GetJob(ctx, id)
+	return withCounts(job), err
 }
 
 func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
@@ -429,8 +446,11 @@ func queryLimit(r *http.Request) (int, error) {
 		return 50, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 1000 {
-		return 0, errBadRequest("limit must be a number from 1 to 1000")
+	if err != nil {
+		return 0, errBadRequest(fmt.Sprintf("limit %q: want a number from %d to %d", s, validate.ListLimit.Min, validate.ListLimit.Max))
+	}
+	if err := validate.ListLimit.Check(int64(n)); err != nil {
+		return 0, errBadRequest(err.Error())
 	}
 	return n, nil
 }

@@ -1,12 +1,12 @@
 package infra
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -14,14 +14,13 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/infra/config"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
-// envName is what an environment instance's name may be.
-var envName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
-
+// checkEnvName refuses what cannot name an environment instance.
 func checkEnvName(env string) error {
-	if !envName.MatchString(env) {
-		return fmt.Errorf("%w: environment name %q: use 1 to 32 lower-case letters, digits and '-', starting and ending with a letter or digit (it prefixes machine names)", ErrInvalid, env)
+	if err := validate.EnvName("env", env); err != nil {
+		return fmt.Errorf("%w: %w (it prefixes machine names)", ErrInvalid, err)
 	}
 	return nil
 }
@@ -77,8 +76,8 @@ func (e *Engine) plan(ctx context.Context, rec store.Environment, st *State, req
 		if b == nil {
 			return api.Plan{}, fmt.Errorf("%w: scale %s=%d: the definition has no group %q (groups: %s)", ErrInvalid, g, n, g, strings.Join(slices.Sorted(maps.Keys(def.Groups)), ", "))
 		}
-		if n < 0 || n > 1000 {
-			return api.Plan{}, fmt.Errorf("%w: scale %s=%d: want a count from 0 to 1000", ErrInvalid, g, n)
+		if err := validate.GroupCount.CheckAs("scale "+g, int64(n)); err != nil {
+			return api.Plan{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
 	work := st.clone()
@@ -110,6 +109,9 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 	if err := checkEnvName(env); err != nil {
 		return api.Environment{}, err
 	}
+	if err := cmp.Or(validate.LockTimeout.Check(int64(req.LockTimeoutSeconds)), validate.Text("who", req.Who, 256)); err != nil {
+		return api.Environment{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	who := req.Who
 	if who == "" {
 		who = "unknown"
@@ -134,6 +136,11 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 		}
 		if pl.Serial != rec.Serial {
 			return api.Environment{}, fmt.Errorf("%w: it was made at state serial %d and the state is now at %d (another apply ran since): run plan again", ErrStale, pl.Serial, rec.Serial)
+		}
+		for _, g := range slices.Sorted(maps.Keys(pl.Scale)) {
+			if err := validate.GroupCount.CheckAs("plan scale "+g, int64(pl.Scale[g])); err != nil {
+				return api.Environment{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
 		}
 	} else {
 		if pl, err = e.plan(ctx, rec, st, req); err != nil {

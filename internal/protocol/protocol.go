@@ -106,6 +106,25 @@ type HelloReply struct {
 type Heartbeat struct {
 	Seq  uint64    `json:"seq"`
 	Time time.Time `json:"time"`
+	// Clock is the agent's latest measurement of its clock against the
+	// server's (from its last hello reply); nil until it has one.
+	Clock *Clock `json:"clock,omitempty"`
+}
+
+// MaxHeartbeatBytes is the largest encoded Heartbeat whose content (the
+// clock report) the server reads; a larger one still counts as a sign of
+// life.
+const MaxHeartbeatBytes = 1 << 10
+
+// Clock is an agent's clock skew as measured from a hello reply: the
+// agent's clock at the midpoint of the round trip minus HelloReply's
+// ServerTime.
+type Clock struct {
+	// SkewMillis is the agent's clock minus the server's, in milliseconds:
+	// positive when the agent's clock is ahead.
+	SkewMillis int64 `json:"skew_ms"`
+	// ErrorMillis bounds the measurement's error: half the round trip.
+	ErrorMillis int64 `json:"error_ms"`
 }
 
 // Output is a chunk of a running command's output, sent best effort for

@@ -41,7 +41,7 @@ type Agent struct {
 	// binary to run as the agent (the server's own executable by default).
 	Binary string
 	// ServerURL is the gantry server's HTTP URL as the server sees it
-	// (e.g. http://127.0.0.1:7070). A provider whose machines cannot reach
+	// (e.g. https://127.0.0.1:7070). A provider whose machines cannot reach
 	// that address (containers) makes it reachable and passes the agent
 	// the address that works from the machine.
 	ServerURL string
@@ -49,9 +49,15 @@ type Agent struct {
 	BusURL string
 	// JoinToken enrolls the agent (single use, short-lived). Providers
 	// pass it in the environment or a 0600 file, never on a command line.
+	// It ends with the server CA's fingerprint, which the agent checks
+	// before it sends the token: TLS passes through TCP forwarders, and
+	// host names are not checked against gantry's own CA.
 	JoinToken string
 	// Name is the host's name in the inventory (= Machine.Name).
 	Name string
+	// Insecure is set when the server runs without TLS (--tls=false): the
+	// agent must then be started with --insecure to accept its plain URLs.
+	Insecure bool
 }
 
 // Machine is the desired spec of one machine.

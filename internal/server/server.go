@@ -28,6 +28,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/httpapi"
 	"github.com/gantry-dev/gantry/internal/ids"
 	"github.com/gantry-dev/gantry/internal/infra"
+	"github.com/gantry-dev/gantry/internal/pki"
 	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/provider"
 	"github.com/gantry-dev/gantry/internal/store"
@@ -44,7 +45,8 @@ type Config struct {
 	Listen string
 	// NATSListen is the embedded NATS address (default 127.0.0.1:7422).
 	NATSListen string
-	// NATSAdvertise is the bus URL given to agents (default nats://NATSListen).
+	// NATSAdvertise is the bus URL given to agents (default tls://NATSListen,
+	// or nats://NATSListen with NoTLS).
 	NATSAdvertise string
 	// NATSURL uses an external NATS instead of the embedded one.
 	NATSURL string
@@ -53,8 +55,21 @@ type Config struct {
 	// AdminToken, if set (GANTRY_ADMIN_TOKEN), is ensured to exist as an
 	// admin API token.
 	AdminToken string
+	// NoTLS serves plain HTTP and a plain bus (for a TLS-terminating front
+	// proxy); default false: TLS on both.
+	NoTLS bool
+	// TLSCert, TLSKey and TLSCA are a user-supplied serving certificate,
+	// its key and the CA that issued it (all three or none; default none:
+	// gantry's own CA in DataDir, see package pki).
+	TLSCert, TLSKey, TLSCA string
+	// TLSSANs are extra names and addresses for the self-issued serving
+	// certificate (besides the listen and advertise addresses).
+	TLSSANs []string
 	// Heartbeat is the agents' heartbeat interval (default 5s).
 	Heartbeat time.Duration
+	// MinScheduleInterval is the shortest interval between two runs of a
+	// new schedule (default 10s).
+	MinScheduleInterval time.Duration
 	// AgentBinary is the static gantry binary that providers install as
 	// the agent on new machines (default: this server's own executable).
 	AgentBinary string
@@ -73,6 +88,7 @@ type Server struct {
 	infra  *infra.Engine
 	http   *http.Server
 	ln     net.Listener
+	tls    *pki.Serving
 	cancel context.CancelFunc
 	ready  atomic.Bool
 	// NewAdminToken is the admin token created at this start, if any: it is
@@ -112,7 +128,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.bus, err = bus.Start(bus.Options{Listen: cfg.NATSListen, Advertise: cfg.NATSAdvertise, ExternalURL: cfg.NATSURL, CalloutKey: filepath.Join(cfg.DataDir, "nats-callout.nkey"), Log: cfg.Log, Lookup: s.lookupHost})
+	bo := bus.Options{Listen: cfg.NATSListen, Advertise: cfg.NATSAdvertise, ExternalURL: cfg.NATSURL, CalloutKey: filepath.Join(cfg.DataDir, "nats-callout.nkey"), Log: cfg.Log, Lookup: s.lookupHost}
+	if !cfg.NoTLS {
+		natsListen := cfg.NATSListen
+		if natsListen == "" {
+			natsListen = bus.DefaultListen
+		}
+		s.tls, err = pki.OpenServing(pki.ServingOptions{
+			Dir: cfg.DataDir, Names: pki.Names([]string{cfg.Listen, natsListen}, []string{cfg.NATSAdvertise}, cfg.TLSSANs),
+			CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CAFile: cfg.TLSCA, Log: cfg.Log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		bo.TLSConfig = s.tls.TLSConfig()
+	}
+	s.bus, err = bus.Start(bo)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	caps := deploy.Capabilities{Key: capKey}
-	s.fleet = fleet.New(s.st, send, fleet.Config{Heartbeat: cfg.Heartbeat, OnExecDone: func(job, exec string) {
+	s.fleet = fleet.New(s.st, send, fleet.Config{Heartbeat: cfg.Heartbeat, MinScheduleInterval: cfg.MinScheduleInterval, OnExecDone: func(job, exec string) {
 		s.deploy.ExecDone(job, exec)
 		s.infra.Kick()
 	}}, cfg.Log)
@@ -152,21 +183,31 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.infra.Start(ectx)
+	if s.tls != nil {
+		go s.tls.Run(ectx)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Deps{
-		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Infra: s.infra, Capabilities: caps, Blobs: deploy.NewBlobCache(s.st, blobCacheBytes), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(),
+		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Infra: s.infra, Capabilities: caps, Blobs: deploy.NewBlobCache(s.st, blobCacheBytes), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(), CAFingerprint: s.CAFingerprint(),
 		Ready: s.ready.Load, Log: cfg.Log, Registry: reg,
 	})
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serve := func() error { return s.http.Serve(s.ln) }
+	if s.tls != nil {
+		s.http.TLSConfig = s.tls.TLSConfig()
+		serve = func() error { return s.http.ServeTLS(s.ln, "", "") }
+	} else {
+		s.log.Warn("TLS is off (--tls=false): the API and the bus are plain text; only run so behind a TLS-terminating proxy on a trusted network")
+	}
 	go func() {
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
 		}
 	}()
 	s.ready.Store(true)
 	ok = true
-	s.log.Info("gantry server ready", "http", s.URL(), "nats", s.bus.AgentURLs(), "data_dir", cfg.DataDir, "database", storeKind(cfg))
+	s.log.Info("gantry server ready", "http", s.URL(), "ca_fingerprint", s.CAFingerprint(), "nats", s.bus.AgentURLs(), "data_dir", cfg.DataDir, "database", storeKind(cfg))
 	return s, nil
 }
 
@@ -191,7 +232,7 @@ func (s *Server) newInfra() (*infra.Engine, error) {
 		now := time.Now().UTC()
 		err := s.st.CreateJoinToken(ctx, store.JoinTokenRecord{Hash: httpapi.HashToken(secret), JoinToken: api.JoinToken{
 			ID: ids.New("jt"), Labels: labels, ExpiresAt: now.Add(ttl), MaxUses: 1, CreatedAt: now}})
-		return secret, err
+		return pki.FormatJoinToken(secret, s.CAFingerprint()), err
 	}
 	revoke := func(hostID string) {
 		if h, err := s.st.GetHost(context.Background(), hostID); err == nil {
@@ -200,7 +241,7 @@ func (s *Server) newInfra() (*infra.Engine, error) {
 		s.fleet.Forget(hostID)
 	}
 	return infra.New(s.st, s.fleet, s.deploy, infra.Config{
-		DataDir: filepath.Join(s.cfg.DataDir, "infra"), Agent: provider.Agent{Binary: bin, ServerURL: s.URL(), BusURL: busURL},
+		DataDir: filepath.Join(s.cfg.DataDir, "infra"), Agent: provider.Agent{Binary: bin, ServerURL: s.URL(), BusURL: busURL, Insecure: s.tls == nil},
 		Revoke: revoke, NewJoinToken: newToken,
 	}, s.log), nil
 }
@@ -310,7 +351,20 @@ func (s *Server) URL() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	scheme := "https://"
+	if s.tls == nil {
+		scheme = "http://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// CAFingerprint is the pin of the server's CA ("sha256:<hex>"), or "" when
+// TLS is off.
+func (s *Server) CAFingerprint() string {
+	if s.tls == nil {
+		return ""
+	}
+	return s.tls.Fingerprint()
 }
 
 // ExternalNATSConfig is the authorization block an external NATS needs so

@@ -44,6 +44,32 @@ type APIToken struct {
 	Hash      string // hex SHA-256 of the token
 	Role      string // "admin" for now
 	CreatedAt time.Time
+	// Owner is the name of the token that created this one ("" for the
+	// token the server made at its first start or from GANTRY_ADMIN_TOKEN).
+	Owner string
+	// ExpiresAt is when the token stops working; zero = never.
+	ExpiresAt time.Time
+}
+
+// Expired reports whether the token has expired at now.
+func (t APIToken) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+// IdempotencyKey is the record of one create request sent with an
+// Idempotency-Key header: who sent it (Caller: the API token's id), the key,
+// a hash of the request (method, path and body), and once the request has
+// run, the id of what it created and the status it answered.
+type IdempotencyKey struct {
+	Caller      string
+	Key         string
+	RequestHash string
+	// ResourceID is "" while the first request with the key runs.
+	ResourceID string
+	Status     int
+	CreatedAt  time.Time
+	// ExpiresAt is when the key may be used again for a new request.
+	ExpiresAt time.Time
 }
 
 // JoinTokenRecord is a join token with its hash.
@@ -145,8 +171,10 @@ type Store interface {
 	// Hosts
 	// EnrollHost consumes one use of the join token with the given hash
 	// (ErrNotFound, ErrExpired, ErrUsedUp) and creates the host, in one
-	// transaction. The host gets the token's labels, over those it asked
-	// for. ErrConflict if the NKey or the name is taken.
+	// transaction. The host gets the token's labels, over those in h
+	// (which the caller has already limited to the token's AgentLabels:
+	// the store does not judge them). ErrConflict if the NKey or the name
+	// is taken.
 	EnrollHost(ctx context.Context, tokenHash string, now time.Time, h HostRecord) error
 	GetHost(ctx context.Context, id string) (HostRecord, error)
 	// GetHostByName finds a non-revoked host by name.
@@ -156,10 +184,17 @@ type Store interface {
 	ListHosts(ctx context.Context, includeRevoked bool) ([]HostRecord, error)
 	SetHostLabels(ctx context.Context, id string, labels map[string]string) error
 	SetHostFacts(ctx context.Context, id string, facts api.Facts) error
-	// SetHostStatus writes status and last-seen time. It never changes a
-	// revoked host.
-	SetHostStatus(ctx context.Context, id, status string, lastSeen time.Time) error
-	// TouchHosts writes last-seen times of many hosts in one transaction.
+	// SetHostStatus records that the host's status changed to status at
+	// time at (StatusChangedAt). Writes are ordered by at: a write older
+	// than the stored change is skipped without error, so that a late
+	// "offline" never overwrites a newer "online". Online also raises
+	// LastSeen to at. It never changes a revoked host.
+	SetHostStatus(ctx context.Context, id, status string, at time.Time) error
+	// SetHostClockSkew records the host's clock skew (its clock minus the
+	// server's) as its agent measured it. It never changes a revoked host.
+	SetHostClockSkew(ctx context.Context, id string, skew time.Duration) error
+	// TouchHosts raises last-seen times of many hosts in one transaction;
+	// a time older than the stored one is skipped.
 	TouchHosts(ctx context.Context, seen map[string]time.Time) error
 	RevokeHost(ctx context.Context, id string) error
 
@@ -167,10 +202,45 @@ type Store interface {
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	GetAPITokenByHash(ctx context.Context, hash string) (APIToken, error)
 	CountAPITokens(ctx context.Context) (int, error)
+	// ListAPITokens returns every API token, expired ones included, oldest
+	// first.
+	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	// DeleteAPIToken removes an API token at once (ErrNotFound if no token
+	// has the id).
+	DeleteAPIToken(ctx context.Context, id string) error
 
 	// Join tokens
+	// CreateJoinToken stores a join token (ErrConflict if the id or hash
+	// exists).
 	CreateJoinToken(ctx context.Context, t JoinTokenRecord) error
+	// ListJoinTokens returns every join token, oldest first, without
+	// secrets.
 	ListJoinTokens(ctx context.Context) ([]api.JoinToken, error)
+	// GetJoinTokenByHash returns a join token, expired or used up
+	// included; ErrNotFound if no token has the hash.
+	GetJoinTokenByHash(ctx context.Context, hash string) (JoinTokenRecord, error)
+	// DeleteJoinToken removes a join token (ErrNotFound if no token has
+	// the id); hosts enrolled with it stay enrolled.
+	DeleteJoinToken(ctx context.Context, id string) error
+
+	// Idempotency keys
+	// ClaimIdempotencyKey stores k (ResourceID "") if no unexpired record
+	// has its (Caller, Key), and returns (k, true). Otherwise it stores
+	// nothing and returns the existing record and false: the caller then
+	// compares RequestHash and answers with ResourceID, or waits while it
+	// is "". Two concurrent claims of one key never both return true. An
+	// expired record (ExpiresAt <= now) is replaced.
+	ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, now time.Time) (IdempotencyKey, bool, error)
+	// FinishIdempotencyKey records what the claimed key's request created
+	// and the status it answered (ErrNotFound if the claim is gone).
+	FinishIdempotencyKey(ctx context.Context, caller, key, resourceID string, status int) error
+	// ReleaseIdempotencyKey drops an unfinished claim (its request failed
+	// before creating anything), so that a retry runs the request again. A
+	// finished record is left alone; a missing one is no error.
+	ReleaseIdempotencyKey(ctx context.Context, caller, key string) error
+	// PurgeIdempotencyKeys deletes the records expired at now and returns
+	// how many it deleted.
+	PurgeIdempotencyKeys(ctx context.Context, now time.Time) (int, error)
 
 	// Jobs
 	// CreateJob stores a job and its executions in one transaction.

@@ -42,7 +42,7 @@ func TestDeployServerKill9(t *testing.T) {
 	id := c.deployNoWait("deploy", "k9", "g", "--revision", v2)
 	// Poll through the API client: a CLI process per poll (slow when
 	// race-built) could miss k2's few seconds.
-	client := api.New(c.url, c.token)
+	client := c.apiClient()
 	eventually(t, 30*time.Second, "k2 in progress", func() (bool, string) {
 		d, err := client.GetDeployment(t.Context(), id)
 		if err != nil {

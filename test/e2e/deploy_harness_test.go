@@ -46,9 +46,9 @@ func (c *cluster) startDeployAgent(name, labels, joinToken string) *proc {
 // install root, and waits until all are online.
 func (c *cluster) deployAgentsOnline(agents map[string]string) {
 	c.t.Helper()
-	tok := c.joinToken("--uses", fmt.Sprint(len(agents)))
 	for name, labels := range agents {
-		c.startDeployAgent(name, labels, tok)
+		// Agents may not choose their labels: each one's join token pins them.
+		c.startDeployAgent(name, labels, c.joinToken("--labels", labels))
 	}
 	for name := range agents {
 		c.waitHost(name, api.HostOnline, 15*time.Second)

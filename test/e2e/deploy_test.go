@@ -530,7 +530,7 @@ func TestDeployLateHost(t *testing.T) {
 	v2 := c.push("late", bundle("/srv/late", map[string]string{"version.txt": "v2\n"}, hook{event: "ApplicationStart", script: "echo start"}))
 	d1 := c.deployWait(0, "deploy", "late", "g", "--revision", v1)
 
-	c.startDeployAgent("w3", "role=late", c.joinToken())
+	c.startDeployAgent("w3", "role=late", c.joinToken("--labels", "role=late"))
 	var cu api.Deployment
 	eventually(t, 20*time.Second, "a catch-up deployment to w3 succeeds", func() (bool, string) {
 		for _, d := range c.deploymentsOf("late") {

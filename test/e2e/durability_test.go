@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -94,7 +94,12 @@ func TestDevMode(t *testing.T) {
 	if !strings.Contains(p.out.String(), "dev-web-1 (role=web)") {
 		t.Errorf("banner lacks the agents:\n%s", p.out)
 	}
-	env := []string{"GANTRY_SERVER=http://" + httpAddr, "GANTRY_TOKEN=" + token, "GANTRY_CONFIG=" + filepath.Join(dir, "cli.json")}
+	// The banner's export line is what a user pastes: it pins the CA.
+	export := regexp.MustCompile(`export (GANTRY_SERVER=\S+) (GANTRY_TOKEN=\S+) (GANTRY_CA_FINGERPRINT=sha256:[0-9a-f]{64})\n`).FindStringSubmatch(p.out.String())
+	if export == nil || export[1] != "GANTRY_SERVER=https://"+httpAddr {
+		t.Fatalf("banner's export line does not give the https URL, the token and the CA fingerprint:\n%s", p.out)
+	}
+	env := []string{export[1], export[2], export[3], "GANTRY_CONFIG=" + filepath.Join(dir, "cli.json")}
 	r := runCLI(t, env, "hosts", "ls", "-o", "json")
 	r.ok(t)
 	var hosts []api.Host
@@ -115,12 +120,12 @@ func TestDevMode(t *testing.T) {
 	}
 	// SIGTERM stops the server and its agents.
 	p.stop()
-	if resp, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
-		resp.Body.Close()
+	if conn, err := net.Dial("tcp", httpAddr); err == nil {
+		conn.Close()
 		t.Errorf("server still answers after SIGTERM")
 	}
 	eventually(t, 10*time.Second, "dev agents stopped", func() (bool, string) {
-		n := countProcsPrefix(gantryBin + " agent --server http://" + httpAddr)
+		n := countProcsPrefix(gantryBin + " agent --server https://" + httpAddr)
 		return n == 0, fmt.Sprintf("%d agents left", n)
 	})
 	// A second start reuses the data dir: same token, same 3 hosts.

@@ -132,11 +132,6 @@ func randomEnv() string {
 	return "e2e" + hex.EncodeToString(b)
 }
 
-// cliEnv is the environment the CLI gets to talk to the cluster.
-func (c *cluster) cliEnv() []string {
-	return []string{"GANTRY_SERVER=" + c.url, "GANTRY_TOKEN=" + c.token, "GANTRY_CONFIG=" + filepath.Join(c.dir, "cli.json")}
-}
-
 // gantryWithin runs the CLI like gantry, killed after d instead of two
 // minutes (up and scale wait for machines).
 func (c *cluster) gantryWithin(d time.Duration, args ...string) result {

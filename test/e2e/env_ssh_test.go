@@ -169,7 +169,7 @@ func newClusterOn(t *testing.T, ip string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), httpAddr: freeAddrOn(t, ip), natsAddr: freeAddrOn(t, ip),
 		token: "e2e-admin-token-0123456789", heartbeat: 500 * time.Millisecond, agents: map[string]*proc{}}
-	c.url = "http://" + c.httpAddr
+	c.url = "https://" + c.httpAddr
 	c.startServer()
 	return c
 }

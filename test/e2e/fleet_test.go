@@ -175,7 +175,8 @@ func TestJoinTokenErrors(t *testing.T) {
 	expiresBy := time.Now().Add(1200 * time.Millisecond)
 	eventually(t, 5*time.Second, "token expiry", func() (bool, string) { return time.Now().After(expiresBy), "" })
 	cases := []struct{ name, token, want string }{
-		{"bad", "gjt_not-a-real-token", "not valid"},
+		{"bad", "gjt_not-a-real-token." + strings.TrimPrefix(c.caFP, "sha256:"), "not valid"},
+		{"nopin", "gjt_not-a-real-token", "carries no CA fingerprint"},
 		{"expired", expired, "expired"},
 		{"usedup", used, "used up"},
 		{"none", "", "--join-token"},
@@ -239,7 +240,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	// Wrong token: refused.
-	r := runCLI(t, []string{"GANTRY_SERVER=" + c.url, "GANTRY_TOKEN=wrong-token", "GANTRY_CONFIG=" + filepath.Join(c.dir, "none.json")}, "hosts", "ls")
+	r := runCLI(t, []string{"GANTRY_SERVER=" + c.url, "GANTRY_TOKEN=wrong-token", "GANTRY_CA_FINGERPRINT=" + c.caFP, "GANTRY_CONFIG=" + filepath.Join(c.dir, "none.json")}, "hosts", "ls")
 	if r.code != 1 || !strings.Contains(r.stderr, "invalid token") {
 		t.Errorf("wrong token: exit %d: %s", r.code, r.stderr)
 	}
@@ -254,7 +255,7 @@ func TestHTTPSurface(t *testing.T) {
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := c.httpClient().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -153,14 +154,18 @@ func (p *proc) exitCode(d time.Duration) int {
 
 // cluster is a server and its agents.
 type cluster struct {
-	t         *testing.T
-	dir       string
-	httpAddr  string
-	natsAddr  string
-	url       string
-	token     string
+	t        *testing.T
+	dir      string
+	httpAddr string
+	natsAddr string
+	url      string
+	token    string
+	// caFP is the server CA's fingerprint (read from its data directory
+	// once it is ready); every client of the harness pins it.
+	caFP      string
 	heartbeat time.Duration
 	database  string
+	plain     bool
 	server    *proc
 	agents    map[string]*proc
 }
@@ -168,6 +173,9 @@ type cluster struct {
 type clusterOpts struct {
 	heartbeat time.Duration
 	database  string
+	// plain runs the server with --tls=false (http://; clients need
+	// --insecure).
+	plain bool
 }
 
 func newCluster(t *testing.T, o clusterOpts) *cluster {
@@ -176,8 +184,11 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		o.heartbeat = 500 * time.Millisecond
 	}
 	c := &cluster{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), natsAddr: freeAddr(t),
-		token: "e2e-admin-token-0123456789", heartbeat: o.heartbeat, database: o.database, agents: map[string]*proc{}}
-	c.url = "http://" + c.httpAddr
+		token: "e2e-admin-token-0123456789", heartbeat: o.heartbeat, database: o.database, plain: o.plain, agents: map[string]*proc{}}
+	c.url = "https://" + c.httpAddr
+	if o.plain {
+		c.url = "http://" + c.httpAddr
+	}
 	c.startServer()
 	return c
 }
@@ -185,9 +196,13 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 func (c *cluster) startServer() {
 	c.t.Helper()
 	args := []string{"server", "--data-dir", filepath.Join(c.dir, "server"), "--listen", c.httpAddr,
-		"--nats-listen", c.natsAddr, "--heartbeat", c.heartbeat.String(), "--log-level", "debug", "--agent-binary", agentBin}
+		"--nats-listen", c.natsAddr, "--heartbeat", c.heartbeat.String(), "--log-level", "debug", "--agent-binary", agentBin,
+		"--min-schedule-interval", "1s"} // TestSchedule's @every 1s
 	if c.database != "" {
 		args = append(args, "--database", c.database)
+	}
+	if c.plain {
+		args = append(args, "--tls=false")
 	}
 	c.server = start(c.t, []string{"GANTRY_ADMIN_TOKEN=" + c.token}, args...)
 	c.waitReady()
@@ -199,13 +214,60 @@ func (c *cluster) waitReady() {
 		if c.server.exited() {
 			c.t.Fatalf("server exited: %v\n%s", c.server.err, c.server.out)
 		}
-		resp, err := http.Get(c.url + "/readyz")
+		if strings.HasPrefix(c.url, "https://") {
+			fp, err := caFingerprintIn(filepath.Join(c.dir, "server"))
+			if err != nil {
+				return false, err.Error()
+			}
+			c.caFP = fp
+		}
+		resp, err := c.httpClient().Get(c.url + "/readyz")
 		if err != nil {
 			return false, err.Error()
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200, resp.Status
 	})
+}
+
+// caFingerprintIn is the fingerprint of the CA a server keeps in dataDir.
+func caFingerprintIn(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "ca.crt"))
+	if err != nil {
+		return "", err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return "", fmt.Errorf("%s/ca.crt: no PEM block", dataDir)
+	}
+	return api.Fingerprint(blk.Bytes), nil
+}
+
+// httpClient is an HTTP client that trusts only the cluster's server (its
+// CA pinned), or a plain one for a server without TLS.
+func (c *cluster) httpClient() *http.Client {
+	if c.caFP == "" {
+		return &http.Client{Timeout: 30 * time.Second}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: api.PinnedTransport(api.Pin{Fingerprint: c.caFP, PinnedBy: "the e2e harness"}, c.url)}
+}
+
+// apiClient is an API client for the cluster, authenticated as admin and with
+// the server's CA pinned.
+func (c *cluster) apiClient() *api.Client {
+	cl := api.New(c.url, c.token)
+	cl.HTTP = c.httpClient()
+	cl.HTTP.Timeout = 0 // streams
+	return cl
+}
+
+// cliEnv is the environment that points the CLI at the cluster.
+func (c *cluster) cliEnv() []string {
+	env := []string{"GANTRY_SERVER=" + c.url, "GANTRY_TOKEN=" + c.token, "GANTRY_CONFIG=" + filepath.Join(c.dir, "cli.json")}
+	if c.caFP != "" {
+		env = append(env, "GANTRY_CA_FINGERPRINT="+c.caFP)
+	}
+	return env
 }
 
 // joinToken creates a join token with the CLI.
@@ -228,6 +290,9 @@ func (c *cluster) startAgent(name, labels, joinToken string, extra ...string) *p
 	if labels != "" {
 		args = append(args, "--labels", labels)
 	}
+	if c.plain {
+		args = append(args, "--insecure")
+	}
 	args = append(args, extra...)
 	p := start(c.t, []string{"GANTRY_JOIN_TOKEN=" + joinToken}, args...)
 	c.agents[name] = p
@@ -240,9 +305,9 @@ func (c *cluster) agentDir(name string) string { return filepath.Join(c.dir, "ag
 // are online.
 func (c *cluster) agentsOnline(agents map[string]string) {
 	c.t.Helper()
-	tok := c.joinToken("--uses", fmt.Sprint(len(agents)))
 	for name, labels := range agents {
-		c.startAgent(name, labels, tok)
+		// Agents may not choose their labels: each one's join token pins them.
+		c.startAgent(name, labels, c.joinToken("--labels", labels))
 	}
 	for name := range agents {
 		c.waitHost(name, api.HostOnline, 15*time.Second)
@@ -294,7 +359,10 @@ func (r result) ok(t *testing.T) {
 // gantry runs the CLI against the cluster.
 func (c *cluster) gantry(args ...string) result {
 	c.t.Helper()
-	return runCLI(c.t, []string{"GANTRY_SERVER=" + c.url, "GANTRY_TOKEN=" + c.token, "GANTRY_CONFIG=" + filepath.Join(c.dir, "cli.json")}, args...)
+	if c.plain {
+		args = append([]string{"--insecure"}, args...)
+	}
+	return runCLI(c.t, c.cliEnv(), args...)
 }
 
 func runCLI(t *testing.T, env []string, args ...string) result {

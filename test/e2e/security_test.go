@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -19,6 +21,9 @@ type identity struct {
 	HostID   string   `json:"host_id"`
 	Seed     string   `json:"nkey_seed"`
 	NATSURLs []string `json:"nats_urls"`
+	// CACert is the server's CA (PEM) the agent verifies the bus with;
+	// empty without TLS.
+	CACert string `json:"ca_cert"`
 }
 
 func (c *cluster) identity(name string) identity {
@@ -50,13 +55,21 @@ func connectAs(t *testing.T, id identity) (*nats.Conn, func() []string, error) {
 	pub, _ := kp.PublicKey()
 	var mu sync.Mutex
 	var errs []string
-	nc, err := nats.Connect(strings.Join(id.NATSURLs, ","), nats.Nkey(pub, kp.Sign), nats.MaxReconnects(0),
-		nats.CustomInboxPrefix("_INBOX."+id.HostID),
+	opts := []nats.Option{nats.Nkey(pub, kp.Sign), nats.MaxReconnects(0),
+		nats.CustomInboxPrefix("_INBOX." + id.HostID),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			mu.Lock()
 			errs = append(errs, err.Error())
 			mu.Unlock()
-		}))
+		})}
+	if id.CACert != "" { // the bus is TLS: trust the server's CA, as the agent does
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(id.CACert)) {
+			t.Fatalf("identity of %s: unreadable ca_cert", id.HostID)
+		}
+		opts = append(opts, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	nc, err := nats.Connect(strings.Join(id.NATSURLs, ","), opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,20 +1,31 @@
-// Package executor runs a user's shell script on the agent's host.
+// Package executor runs a user's shell script, or a program file, on the
+// agent's host.
 //
-// The script is written to an anonymous in-memory file (memfd) passed to
-// the shell as file descriptor 3 and run as "/bin/sh /dev/fd/3": the script
-// text never appears on a command line, nothing is written to disk, and
-// nothing is left behind. The shell runs in its own process group, with a
-// minimal environment, optionally as another user, and its output is both
-// streamed to a callback and kept (up to a cap) in the Result.
+// A script (Spec.Script, the jobs' case) is written to an anonymous
+// in-memory file (memfd) passed to the shell as file descriptor 3 and run
+// as "/bin/sh /dev/fd/3": the script text never appears on a command line,
+// nothing is written to disk, and nothing is left behind.
+//
+// A program file (Spec.Program, the deployment hooks' case) is executed by
+// the kernel as CodeDeploy's agent does: its "#!" line picks the
+// interpreter, which gets the file's absolute path as $0; a file without
+// one (the kernel answers ENOEXEC) is run as "/bin/sh FILE", as shells do.
+// No shell text is built in either case.
+//
+// The process runs in its own process group, with a minimal environment,
+// optionally as another user, and its output is both streamed to a
+// callback and kept (up to a cap) in the Result.
 package executor
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,8 +57,16 @@ const (
 
 // Spec describes one script run.
 type Spec struct {
-	// Script is the shell script, run by /bin/sh.
+	// Script is the shell script, run by /bin/sh. Ignored when Program is
+	// set.
 	Script string
+	// Program, if set, is the absolute path of a file to execute instead
+	// of Script, without arguments: the kernel runs it (a "#!" line picks
+	// the interpreter, which gets Program as $0), and a file the kernel
+	// cannot execute as such (no "#!" line: ENOEXEC) is run as
+	// "/bin/sh Program". The file must be executable by the user it runs
+	// as. Empty (the default) runs Script.
+	Program string
 	// Timeout bounds the run; zero or negative means no limit other than
 	// the context.
 	Timeout time.Duration
@@ -147,25 +166,32 @@ func Run(ctx context.Context, spec Spec, onOutput func(stream string, p []byte))
 			dir = id.home
 		}
 	}
-	script, err := scriptFile(spec.Script)
-	if err != nil {
-		return fail("preparing the script: %v", err)
-	}
-	defer script.Close()
-
 	var mu sync.Mutex
 	stdout := &output{mu: &mu, stream: Stdout, limit: limit, onOutput: onOutput}
 	stderr := &output{mu: &mu, stream: Stderr, limit: limit, onOutput: onOutput}
-	cmd := exec.Command("/bin/sh", "/dev/fd/3")
-	cmd.ExtraFiles = []*os.File{script} // fd 3 in the shell
-	cmd.Env = env
-	cmd.Dir = dir
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
-	// Pdeathsig: if the agent dies, the script's shell dies with it rather
-	// than go on unseen (its result could never be reported).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: id.cred, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = PipeGrace
+	newCmd := func(args ...string) *exec.Cmd {
+		cmd := &exec.Cmd{Path: args[0], Args: args, Env: env, Dir: dir, Stdout: stdout, Stderr: stderr}
+		// Pdeathsig: if the agent dies, the script's process dies with it
+		// rather than go on unseen (its result could never be reported).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: id.cred, Pdeathsig: syscall.SIGKILL}
+		cmd.WaitDelay = PipeGrace
+		return cmd
+	}
+	var cmd *exec.Cmd
+	if spec.Program != "" {
+		if !filepath.IsAbs(spec.Program) {
+			return fail("program %q: not an absolute path", spec.Program)
+		}
+		cmd = newCmd(spec.Program)
+	} else {
+		script, err := scriptFile(spec.Script)
+		if err != nil {
+			return fail("preparing the script: %v", err)
+		}
+		defer script.Close()
+		cmd = newCmd("/bin/sh", "/dev/fd/3")
+		cmd.ExtraFiles = []*os.File{script} // fd 3 in the shell
+	}
 
 	runCtx := ctx
 	if spec.Timeout > 0 {
@@ -175,8 +201,14 @@ func Run(ctx context.Context, spec Spec, onOutput func(stream string, p []byte))
 	}
 
 	res.Started = time.Now()
-	if err := cmd.Start(); err != nil {
-		return fail("could not start /bin/sh: %v", err)
+	err := cmd.Start()
+	if spec.Program != "" && errors.Is(err, syscall.ENOEXEC) {
+		// No "#!" line: a shell script, as execvp and shells treat it.
+		cmd = newCmd("/bin/sh", spec.Program)
+		err = cmd.Start()
+	}
+	if err != nil {
+		return fail("%s", startError(cmd, spec.Program, err))
 	}
 	pid := cmd.Process.Pid
 	res.PID = pid
@@ -365,6 +397,34 @@ func buildEnv(id identity, extra []string) ([]string, string) {
 		env = append(env, kv)
 	}
 	return env, ""
+}
+
+// startError explains why cmd did not start. A program whose "#!"
+// interpreter is missing fails with ENOENT although the program exists:
+// say so, naming the interpreter line.
+func startError(cmd *exec.Cmd, program string, err error) string {
+	if program != "" && errors.Is(err, syscall.ENOENT) {
+		if line, ok := shebang(program); ok {
+			return fmt.Sprintf("could not start %s: its interpreter (%q) was not found", program, line)
+		}
+	}
+	return fmt.Sprintf("could not start %s: %v", cmd.Path, err)
+}
+
+// shebang returns the "#!" line of a file, if it has one.
+func shebang(path string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	n, _ := io.ReadFull(f, buf)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	if !strings.HasPrefix(line, "#!") {
+		return "", false
+	}
+	return strings.TrimSpace(line), true
 }
 
 // scriptFile returns an in-memory file holding the script. memfd files

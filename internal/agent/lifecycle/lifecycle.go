@@ -25,16 +25,6 @@ const DefaultKeep = 5
 // kept in EventReport.LogTail.
 const LogTailSize = 4 << 10
 
-// HookScriptVar is the environment variable that holds the absolute path of
-// the hook script being run. The executor runs `exec /bin/sh
-// "$GANTRY_HOOK_SCRIPT"`, so no value from the bundle or the deployment is
-// ever interpolated into shell text, and a script without the executable bit
-// still runs.
-const HookScriptVar = "GANTRY_HOOK_SCRIPT"
-
-// hookScript is the shell text that runs a hook file.
-const hookScript = `exec /bin/sh "$` + HookScriptVar + `"`
-
 // Event states reported in EventReport.State.
 const (
 	StateRunning   = "running"
@@ -86,7 +76,7 @@ type Step struct {
 	// appspec.MaxEventTimeout when not positive.
 	MaxEventTimeout time.Duration
 	// Env are extra KEY=VALUE variables (GANTRY_*) given to hook scripts.
-	// They cannot override the appspec variables nor GANTRY_HOOK_SCRIPT.
+	// They cannot override the appspec variables.
 	Env []string
 	// HealthCheck, if set, is the group's health gate: it runs as the
 	// event EventHealthCheck right after ValidateService, and its error
@@ -152,6 +142,11 @@ type Runner struct {
 	// Limits bound the extraction of bundles; zero fields are
 	// bundle.DefaultLimits.
 	Limits bundle.Limits
+	// Traverse are directories above Root (e.g. the agent's data
+	// directory) that the runas users of hooks must be able to search to
+	// reach the revision: they get a search-only ACL entry there (see
+	// acl.go). Empty: none.
+	Traverse []string
 }
 
 // run is the state of one step.
@@ -168,6 +163,8 @@ type run struct {
 	specRaw   []byte
 	spec      *appspec.AppSpec
 	installed []string
+
+	granted map[string]bool // "uid dir" given access for runas hooks
 }
 
 // Run performs step, calling report (if not nil) as events start and end.
@@ -187,7 +184,23 @@ func (r *Runner) Run(ctx context.Context, step Step, report func(EventReport)) (
 	if r.Root == "" {
 		return Result{}, errors.New("lifecycle: Runner.Root is not set")
 	}
-	if err := os.MkdirAll(filepath.Join(r.Root, step.Application), 0o755); err != nil {
+	if !filepath.IsAbs(r.Root) {
+		// Hooks are executed by their absolute path.
+		abs, err := filepath.Abs(r.Root)
+		if err != nil {
+			return Result{}, fmt.Errorf("lifecycle: %w", err)
+		}
+		rc := *r
+		rc.Root = abs
+		r = &rc
+	}
+	appDir := filepath.Join(r.Root, step.Application)
+	if err := privateDirs(r.Root, appDir); err != nil {
+		return Result{}, fmt.Errorf("lifecycle: %w", err)
+	}
+	// The runas users of the application's earlier steps lose their
+	// access to its revisions (see acl.go).
+	if err := clearACL(appDir); err != nil {
 		return Result{}, fmt.Errorf("lifecycle: %w", err)
 	}
 	x := &run{r: r, step: step, report: report}
@@ -310,10 +323,8 @@ func (x *run) download() error {
 		os.RemoveAll(dir)
 		return err
 	}
-	// Hooks may run as other users: let them read the revision.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
+	// The revision stays private (MkdirTemp made it 0700): its files may
+	// be secrets that the appspec's permissions make 0600 once installed.
 	x.dir = dir
 	var name string
 	for _, n := range appspecNames {
@@ -358,8 +369,11 @@ func (x *run) hooks(ctx context.Context, event string, spec *appspec.AppSpec, di
 		if err != nil {
 			return code, fmt.Errorf("script %s: %w", h.Location, err)
 		}
-		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
-			return code, fmt.Errorf("script %s: not a regular file in the revision", h.Location)
+		if err := makeExecutable(dir, h.Location); err != nil {
+			return code, fmt.Errorf("script %s: %w", h.Location, err)
+		}
+		if err := x.grant(h.RunAs, dir); err != nil {
+			return code, fmt.Errorf("script %s: runas %s: %w", h.Location, h.RunAs, err)
 		}
 		timeout := h.Timeout
 		if timeout <= 0 {
@@ -369,10 +383,10 @@ func (x *run) hooks(ctx context.Context, event string, spec *appspec.AppSpec, di
 			timeout = left
 		}
 		res := executor.Run(ctx, executor.Spec{
-			Script:    hookScript,
+			Program:   path,
 			Timeout:   timeout,
 			User:      h.RunAs,
-			Env:       append(slices.Clip(env), HookScriptVar+"="+path),
+			Env:       env,
 			Dir:       dir,
 			OutputCap: x.r.OutputCap,
 		}, func(_ string, p []byte) { tail.Write(p) })

@@ -189,7 +189,7 @@ func TestHookEnvironment(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "env")
 	script := `{ echo "event=$LIFECYCLE_EVENT"; echo "deployment=$DEPLOYMENT_ID"; echo "app=$APPLICATION_NAME"
 echo "group=$DEPLOYMENT_GROUP_NAME"; echo "groupid=$DEPLOYMENT_GROUP_ID"; echo "extra=$GANTRY_EXTRA"
-echo "script=$GANTRY_HOOK_SCRIPT"; echo "pwd=$(pwd)"; } > ` + out + "\n"
+echo "script=$0"; echo "pwd=$(pwd)"; } > ` + out + "\n"
 	res, _ := e.deploy(pack(t, map[string]file{
 		"appspec.yml": {body: "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: env.sh\n"},
 		"env.sh":      {body: script, mode: 0o755},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-dev/gantry/internal/diag"
 	"github.com/gantry-dev/gantry/internal/provider"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // The attributes and nested blocks of groups and hosts (besides the
@@ -249,7 +250,7 @@ func (l *loader) checkCount(b *Block, a *hclsyntax.Attribute, field string) {
 	if !v.IsWhollyKnown() {
 		return // a variable that could not be set (reported)
 	}
-	if i, ok := l.c.decodeWhole(a.Expr.Range(), field, v, 0, maxCount); ok {
+	if i, ok := l.c.decodeWhole(a.Expr.Range(), field, v, validate.GroupCount.Min, validate.GroupCount.Max); ok {
 		b.Count, b.countKnown = int(i), true
 	}
 }

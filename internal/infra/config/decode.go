@@ -11,13 +11,12 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // Decoding of known, non-null values into Go values. Each helper reports
 // a problem at rng (the expression) and returns ok=false.
-
-// maxTimeout caps every timeout.
-const maxTimeout = 24 * time.Hour
 
 func typeName(v cty.Value) string {
 	return v.Type().FriendlyName()
@@ -89,7 +88,7 @@ func (c *collector) decodeWhole(rng hcl.Range, field string, v cty.Value, lo, hi
 	f := n.AsBigFloat()
 	i, acc := f.Int64()
 	if !f.IsInt() || acc != big.Exact || i < lo || i > hi {
-		c.at(rng, field, "must be a whole number from %d to %d, got %s", lo, hi, f.Text('g', -1))
+		c.at(rng, field, "must be a whole number from %d to %d, got %s", lo, hi, numText(f))
 		return 0, false
 	}
 	return i, true
@@ -108,68 +107,89 @@ func describe(v cty.Value) string {
 }
 
 // decodeSeconds converts a number of seconds or a Go duration string
-// ("90s", "2m") to whole seconds, at least 1 and at most 24h.
-func (c *collector) decodeSeconds(rng hcl.Range, field string, v cty.Value) (int, bool) {
-	d, ok := c.decodeDuration(rng, field, v)
-	if !ok {
-		return 0, false
-	}
-	if d < time.Second || d%time.Second != 0 {
-		c.at(rng, field, "must be a whole number of seconds, at least 1, got %s", d)
-		return 0, false
-	}
-	return int(d / time.Second), true
+// ("90s", "2m") to whole seconds within r.
+func (c *collector) decodeSeconds(rng hcl.Range, field string, v cty.Value, r validate.Range) (int, bool) {
+	n, ok := c.decodeDuration(rng, field, v, r, time.Second)
+	return int(n), ok
 }
 
 // decodeMillis converts a number of seconds (fractions allowed) or a Go
-// duration string ("500ms") to whole milliseconds, at least 1.
-func (c *collector) decodeMillis(rng hcl.Range, field string, v cty.Value) (int, bool) {
-	d, ok := c.decodeDuration(rng, field, v)
-	if !ok {
-		return 0, false
-	}
-	if d < time.Millisecond || d%time.Millisecond != 0 {
-		c.at(rng, field, "must be a whole number of milliseconds, at least 1ms, got %s", d)
-		return 0, false
-	}
-	return int(d / time.Millisecond), true
+// duration string ("500ms") to whole milliseconds within r.
+func (c *collector) decodeMillis(rng hcl.Range, field string, v cty.Value, r validate.Range) (int, bool) {
+	n, ok := c.decodeDuration(rng, field, v, r, time.Millisecond)
+	return int(n), ok
 }
 
-func (c *collector) decodeDuration(rng hcl.Range, field string, v cty.Value) (time.Duration, bool) {
-	bad := func(got string) (time.Duration, bool) {
+// decodeDuration converts a number of seconds or a duration string to a
+// whole number of units within r. Bounds are compared on the value as
+// written (a big number), never after a multiplication that could
+// overflow.
+func (c *collector) decodeDuration(rng hcl.Range, field string, v cty.Value, r validate.Range, unit time.Duration) (int64, bool) {
+	bad := func(got string) (int64, bool) {
 		c.at(rng, field, `must be a number of seconds or a duration like "90s" or "2m", got %s`, got)
 		return 0, false
 	}
-	var d time.Duration
+	perSecond := new(big.Float).SetInt64(int64(time.Second / unit))
+	var n *big.Float // in units
+	var shown string
 	switch v.Type() {
 	case cty.Number:
-		f, _ := v.AsBigFloat().Float64()
-		if f < 0 || f > maxTimeout.Seconds() {
-			return bad(v.AsBigFloat().Text('g', -1))
-		}
-		d = time.Duration(f * float64(time.Second))
+		shown = numText(v.AsBigFloat())
+		n = new(big.Float).Mul(v.AsBigFloat(), perSecond)
 	case cty.String:
 		s := strings.TrimSpace(v.AsString())
-		if n, err := strconv.ParseFloat(s, 64); err == nil {
-			if n < 0 || n > maxTimeout.Seconds() {
-				return bad(strconv.Quote(s))
-			}
-			d = time.Duration(n * float64(time.Second))
+		shown = strconv.Quote(v.AsString())
+		if f, _, err := big.ParseFloat(s, 10, 128, big.ToNearestEven); err == nil && !f.IsInf() {
+			n = f.Mul(f, perSecond)
 			break
 		}
-		pd, err := time.ParseDuration(s)
-		if err != nil || pd < 0 {
-			return bad(strconv.Quote(v.AsString()))
+		d, err := time.ParseDuration(s)
+		if err != nil && durationRE.MatchString(s) {
+			c.at(rng, field, "%s", r.RefuseDuration("", shown).Msg) // well-formed, too large for a duration
+			return 0, false
 		}
-		d = pd
+		if err != nil {
+			return bad(shown)
+		}
+		if d%unit != 0 {
+			n = big.NewFloat(float64(d) / float64(unit)) // not whole: reported below
+		} else {
+			n = new(big.Float).SetInt64(int64(d / unit))
+		}
 	default:
 		return bad(typeName(v))
 	}
-	if d > maxTimeout {
-		c.at(rng, field, "must be at most %s, got %s", maxTimeout, d)
+	if !n.IsInt() {
+		what := "seconds"
+		if unit == time.Millisecond {
+			what = "milliseconds"
+		}
+		c.at(rng, field, "must be a whole number of %s, got %s", what, shown)
 		return 0, false
 	}
-	return d, true
+	i, acc := n.Int64()
+	if acc != big.Exact {
+		c.at(rng, field, "%s", r.RefuseDuration("", shown).Msg)
+		return 0, false
+	}
+	if err := r.CheckAs("", i); err != nil {
+		c.at(rng, field, "%s", r.RefuseDuration("", shown).Msg)
+		return 0, false
+	}
+	return i, true
+}
+
+// durationRE matches what time.ParseDuration reads (it fails on such a
+// string only when it overflows).
+var durationRE = regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// numText shows a number as the user would write it: whole numbers below
+// 1e21 in full, others in the shortest exponent form.
+func numText(f *big.Float) string {
+	if f.IsInt() && new(big.Float).Abs(f).Cmp(big.NewFloat(1e21)) < 0 {
+		return f.Text('f', 0)
+	}
+	return f.Text('g', -1)
 }
 
 var memoryRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$`)

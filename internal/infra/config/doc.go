@@ -33,7 +33,8 @@
 //	  configure = templatefile("web/configure.sh", { db = group.db.hosts[0].address })
 //	  shutdown  = "echo bye"
 //	  setup_timeout = "10m"                            # also configure_timeout, shutdown_timeout:
-//	                                                   # seconds or a Go duration (600, 300, 120 s)
+//	                                                   # seconds or a Go duration (600, 300, 120 s;
+//	                                                   # 1s to 24h)
 //	  health_check { http = "http://127.0.0.1:8080/healthz" }  # or tcp, or command = [...];
 //	                                                   # expect_status, timeout, interval
 //	  deploy { app = "shop"  config = "HalfAtATime" }  # revision optional
@@ -119,7 +120,14 @@
 //     machine's name are known at plan time.
 //   - Hosts are existing machines: no count, image, size or networks.
 //   - Label keys starting with "gantry." are reserved for gantry's own.
-//   - A count is at most 10000 and a timeout at most 24h.
+//   - Values users also give through the API go through the same
+//     validators (package validate): counts, timeouts and intervals have
+//     the ranges of docs/limits.md (a count at most 10000, a lifecycle
+//     timeout 1s to 24h, compared as written so nothing overflows);
+//     labels are Kubernetes-style keys and values; health-check URLs and
+//     addresses, application names and deployment configurations are
+//     checked as the API checks them. Their messages become diagnostics
+//     at the value's position.
 //   - Load parses files and evaluates blocks in parallel; a definition of
 //     10,000 groups loads in a fraction of a second (BenchmarkLoad10k).
 package config

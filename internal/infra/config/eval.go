@@ -3,10 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
-	"net/url"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/diag"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // Default lifecycle script timeouts, in seconds.
@@ -236,7 +234,7 @@ func (d *Definition) evalMachine(c *collector, b *Block, ctx *hcl.EvalContext) G
 				*str = s
 			}
 		case timeout != nil:
-			if n, ok := c.decodeSeconds(rng, field, v); ok {
+			if n, ok := c.decodeSeconds(rng, field, v, validate.LifecycleTimeout); ok {
 				*timeout = n
 			}
 		case a.Name == "labels":
@@ -244,7 +242,7 @@ func (d *Definition) evalMachine(c *collector, b *Block, ctx *hcl.EvalContext) G
 				spec.Labels = m
 			}
 		default:
-			if s, ok := c.decodeString(rng, field, v); ok {
+			if s, ok := c.decodeString(rng, field, v); ok && c.validAttr(rng, field, a.Name, s) {
 				if spec.Attrs == nil {
 					spec.Attrs = map[string]string{}
 				}
@@ -321,14 +319,13 @@ func (c *collector) decodeLabels(rng hcl.Range, field string, v cty.Value) (map[
 		return nil, false
 	}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if k == "" {
-			c.at(rng, field, "a label key must not be empty")
-			return nil, false
-		}
 		if strings.HasPrefix(k, "gantry.") {
 			c.at(rng, field, "label %q: keys starting with \"gantry.\" are reserved for gantry's own labels", k)
 			return nil, false
 		}
+	}
+	if !c.valid(rng, field, validate.LabelSet("", m)) {
+		return nil, false
 	}
 	return m, true
 }
@@ -367,15 +364,11 @@ func (c *collector) decodeHealthCheck(blk *hclsyntax.Block, vals map[string]nest
 	str("tcp", &hc.TCP)
 	if nv, ok := vals["command"]; ok {
 		l, ok := c.decodeStringList(nv.rng, field("command"), nv.v, `["pg_isready", "-q"]`)
-		good = good && ok
-		if ok && len(l) == 0 {
-			c.at(nv.rng, field("command"), "must name a program: [\"PROGRAM\", \"ARG\", ...]")
-			good = false
-		}
+		good = good && ok && c.valid(nv.rng, field("command"), validate.Command("", l))
 		hc.Command = l
 	}
 	if nv, ok := vals["expect_status"]; ok {
-		n, ok := c.decodeWhole(nv.rng, field("expect_status"), nv.v, 100, 599)
+		n, ok := c.decodeWhole(nv.rng, field("expect_status"), nv.v, validate.HealthStatus.Min, validate.HealthStatus.Max)
 		good = good && ok
 		hc.ExpectStatus = int(n)
 		if ok && hc.HTTP == "" {
@@ -384,20 +377,20 @@ func (c *collector) decodeHealthCheck(blk *hclsyntax.Block, vals map[string]nest
 		}
 	}
 	if nv, ok := vals["timeout"]; ok {
-		n, ok := c.decodeSeconds(nv.rng, field("timeout"), nv.v)
+		n, ok := c.decodeSeconds(nv.rng, field("timeout"), nv.v, validate.HealthTimeout)
 		good = good && ok
 		hc.TimeoutSeconds = n
 	}
 	if nv, ok := vals["interval"]; ok {
-		n, ok := c.decodeMillis(nv.rng, field("interval"), nv.v)
+		n, ok := c.decodeMillis(nv.rng, field("interval"), nv.v, validate.HealthInterval)
 		good = good && ok
 		hc.IntervalMillis = n
 	}
 	if hc.HTTP != "" {
-		if u, err := url.Parse(hc.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.at(vals["http"].rng, field("http"), "must be an http:// or https:// URL, got %q", hc.HTTP)
-			good = false
-		}
+		good = c.valid(vals["http"].rng, field("http"), validate.HTTPURL("", hc.HTTP)) && good
+	}
+	if hc.TCP != "" {
+		good = c.valid(vals["tcp"].rng, field("tcp"), validate.TCPAddress("", hc.TCP)) && good
 	}
 	kinds := 0
 	for _, k := range []string{"http", "tcp", "command"} {
@@ -415,11 +408,6 @@ func (c *collector) decodeHealthCheck(blk *hclsyntax.Block, vals map[string]nest
 	return hc
 }
 
-var (
-	deployConfigs = []string{"OneAtATime", "HalfAtATime", "AllAtOnce"}
-	minHealthyRE  = regexp.MustCompile(`^([0-9]+)(%?)$`)
-)
-
 func (c *collector) decodeDeploy(vals map[string]nestedVal, bf string) *DeploySpec {
 	field := func(attr string) string { return bf + "." + attr }
 	ds := &DeploySpec{}
@@ -431,14 +419,14 @@ func (c *collector) decodeDeploy(vals map[string]nestedVal, bf string) *DeploySp
 			*into = s
 		}
 	}
-	if _, ok := vals["app"]; ok && ds.App == "" {
-		c.at(vals["app"].rng, field("app"), "must name an application")
+	if nv, ok := vals["app"]; ok && ds.App == "" {
+		c.at(nv.rng, field("app"), "must name an application")
 		good = false
+	} else if ok {
+		good = c.valid(nv.rng, field("app"), validate.AppName("", ds.App)) && good
 	}
-	if ds.Config != "" && !validDeployConfig(ds.Config) {
-		c.at(vals["config"].rng, field("config"),
-			"unknown deployment configuration %q: use OneAtATime, HalfAtATime, AllAtOnce, a number of healthy hosts (\"2\") or a percentage (\"75%%\")%s",
-			ds.Config, diag.DidYouMean(ds.Config, deployConfigs))
+	if _, err := validate.ParseDeployConfig("", ds.Config); err != nil {
+		c.at(vals["config"].rng, field("config"), "%s%s", err.(*validate.Error).Msg, diag.DidYouMean(ds.Config, validate.DeployConfigs))
 		good = false
 	}
 	if !good {
@@ -447,16 +435,28 @@ func (c *collector) decodeDeploy(vals map[string]nestedVal, bf string) *DeploySp
 	return ds
 }
 
-func validDeployConfig(s string) bool {
-	for _, n := range deployConfigs {
-		if s == n {
-			return true
-		}
+// validAttr checks the provider-specific attributes that every provider
+// means the same way: address (an IP or DNS name) and port.
+func (c *collector) validAttr(rng hcl.Range, field, name, s string) bool {
+	switch name {
+	case "address":
+		return c.valid(rng, field, validate.Address("", s))
+	case "port":
+		return s == "" || c.valid(rng, field, validate.PortNumber("", s))
 	}
-	m := minHealthyRE.FindStringSubmatch(s)
-	if m == nil {
-		return false
+	return true
+}
+
+// valid reports err (a *validate.Error or nil) as a diagnostic at rng and
+// whether there was none: the HCL side of the validators the API uses.
+func (c *collector) valid(rng hcl.Range, field string, err error) bool {
+	if err == nil {
+		return true
 	}
-	n, err := strconv.Atoi(m[1])
-	return err == nil && (m[2] == "" || n <= 100)
+	msg := err.Error()
+	if ve, ok := err.(*validate.Error); ok {
+		msg = ve.Msg
+	}
+	c.at(rng, field, "%s", msg)
+	return false
 }

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -20,20 +19,13 @@ import (
 
 	"github.com/gantry-dev/gantry/internal/diag"
 	"github.com/gantry-dev/gantry/internal/provider"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
-
-var (
-	envNameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
-	blockNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$`)
-)
-
-// maxCount caps a group's count.
-const maxCount = 10000
 
 // ValidEnvName reports whether name can name an environment instance:
 // 1 to 32 lower-case letters, digits and dashes, starting and ending with
-// a letter or digit.
-func ValidEnvName(name string) bool { return envNameRE.MatchString(name) }
+// a letter or digit (validate.EnvName).
+func ValidEnvName(name string) bool { return validate.EnvName("", name) == nil }
 
 // topBlocks are the top-level block types and the labels each takes.
 var topBlocks = map[string][]string{
@@ -82,9 +74,8 @@ type loader struct {
 // resources exist and returns every problem found as diag.Diagnostics.
 // Other errors (an unreadable directory) are plain errors.
 func Load(dir, env string, vars []string) (*Definition, error) {
-	if !ValidEnvName(env) {
-		return nil, diag.Diagnostics{{Field: "--env", Message: fmt.Sprintf(
-			"invalid environment name %q: use 1 to 32 lower-case letters, digits and dashes, starting and ending with a letter or digit", env)}}
+	if err := validate.EnvName("--env", env); err != nil {
+		return nil, diag.Diagnostics{{Field: "--env", Message: "invalid " + err.(*validate.Error).Msg}}
 	}
 	l := &loader{
 		d: &Definition{
@@ -302,9 +293,8 @@ func (l *loader) collectResource(file, kind string, blk *hclsyntax.Block, into m
 		if !l.identLabel(blk, 0, "output") {
 			return
 		}
-	} else if !blockNameRE.MatchString(name) {
-		l.c.at(blk.LabelRanges[0], "", "invalid %s name %q: use 1 to 30 lower-case letters, digits and dashes, starting and ending with a letter or digit (it becomes part of host names)",
-			kind, name)
+	} else if err := validate.DNSLabel("", kind+" name", name, validate.MaxBlockName); err != nil {
+		l.c.at(blk.LabelRanges[0], "", "invalid %s (it becomes part of host names)", err.(*validate.Error).Msg)
 	}
 	if prev, dup := into[name]; dup {
 		l.c.at(b.DefRange, "", "duplicate %s %q: it is already defined at %s", kind, name, posString(prev.DefRange))

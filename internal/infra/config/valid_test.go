@@ -180,7 +180,7 @@ group "web" {
 				"envs/test.hcl": `zones = ["a", "b"]
 sizes = { web = 2 }
 `},
-			vars:  []string{"debug=true", "anything=[1]"},
+			vars:  []string{"debug=true", "anything=007"}, // a string: a number would be 7
 			graph: []string{"group.web"},
 			check: func(t *testing.T, d *Definition) {
 				if d.Groups["web"].Count != 4 {
@@ -190,7 +190,7 @@ sizes = { web = 2 }
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !reflect.DeepEqual(spec.Labels, map[string]string{"debug": "true", "any": "[1]"}) {
+				if !reflect.DeepEqual(spec.Labels, map[string]string{"debug": "true", "any": "007"}) {
 					t.Errorf("labels %v", spec.Labels)
 				}
 				if d.Variables["zones"].Source != "envs/test.hcl" || d.Variables["debug"].Source != "--var" {

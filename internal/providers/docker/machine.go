@@ -174,6 +174,9 @@ func (d *Docker) CreateMachine(ctx context.Context, m provider.Machine) (provide
 		entry = append(entry, "--bus-url", busURL)
 	}
 	entry = append(entry, "--name", agent.Name, "--data-dir", AgentDataDir)
+	if agent.Insecure {
+		entry = append(entry, "--insecure")
+	}
 	var env []string
 	if agent.JoinToken != "" {
 		env = append(env, "GANTRY_JOIN_TOKEN="+agent.JoinToken)

@@ -7,7 +7,12 @@
 // themselves), and found again by its pid file.
 //
 // Machines have no image, no size limits and no networks: every machine's
-// address is 127.0.0.1, so two machines cannot serve the same port.
+// address is 127.0.0.1, so two machines cannot serve the same port. An
+// agent starts with a minimal environment (agentenv.Minimal: PATH, HOME,
+// locale, time zone and its join token), not the server's. Machines are
+// not isolated from the server: their agents run as the server's user on
+// its machine, so a job running as that user can still read the server's
+// own /proc/<pid>/environ and files. Use them for development and tests.
 // Deleting a machine stops its agent (SIGTERM, then SIGKILL after 5 s) and
 // removes its directory.
 package local
@@ -25,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/agent/agentenv"
+	"github.com/gantry-dev/gantry/internal/atomicfile"
 	"github.com/gantry-dev/gantry/internal/provider"
 )
 
@@ -93,9 +100,14 @@ func (l *Local) CreateMachine(ctx context.Context, m provider.Machine) (provider
 	if m.Agent.BusURL != "" {
 		args = append(args, "--bus-url", m.Agent.BusURL)
 	}
+	if m.Agent.Insecure {
+		args = append(args, "--insecure")
+	}
 	c := exec.Command(m.Agent.Binary, args...)
-	// The join token goes through the environment, never the command line.
-	c.Env = append(os.Environ(), "GANTRY_JOIN_TOKEN="+m.Agent.JoinToken)
+	// A minimal environment: the server's (its admin token included) would
+	// be readable by every job through /proc/$PPID/environ. The join token
+	// goes through the environment, never the command line.
+	c.Env = agentenv.Minimal(os.Environ(), "GANTRY_JOIN_TOKEN="+m.Agent.JoinToken)
 	c.Stdout, c.Stderr = logf, logf
 	c.Dir = dir
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -105,7 +117,7 @@ func (l *Local) CreateMachine(ctx context.Context, m provider.Machine) (provider
 	pid := c.Process.Pid
 	go func() { _ = c.Wait() }() // reap it if it ends while the server runs
 	b, _ := json.Marshal(meta{Env: m.Env, Resource: m.Resource, Name: m.Name, PID: pid})
-	if err := os.WriteFile(filepath.Join(dir, "machine.json"), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "machine.json"), b, 0o600); err != nil {
 		_ = c.Process.Kill()
 		return provider.MachineState{}, fmt.Errorf("local: %w", err)
 	}

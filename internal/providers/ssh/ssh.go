@@ -70,6 +70,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/atomicfile"
 	"github.com/gantry-dev/gantry/internal/provider"
 )
 
@@ -450,6 +451,9 @@ func (p *Provider) install(ctx context.Context, c *conn, s settings, name, agent
 		args = append(args, "--bus-url", p.busURL)
 	}
 	args = append(args, "--name", agentName, "--data-dir", dir+"/data")
+	if a.Insecure {
+		args = append(args, "--insecure")
+	}
 
 	if systemd {
 		unit := unitName(name)
@@ -693,10 +697,7 @@ func (p *Provider) remember(s settings, attrs map[string]string) {
 	// Best effort: without the file, Read and Delete use the provider's
 	// settings after a restart.
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err == nil {
-		tmp := file + ".tmp-" + randomHex(4)
-		if os.WriteFile(tmp, b, 0o600) == nil && os.Rename(tmp, file) != nil {
-			os.Remove(tmp)
-		}
+		_ = atomicfile.Write(file, b, 0o600)
 	}
 }
 

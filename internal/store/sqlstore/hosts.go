@@ -14,13 +14,18 @@ import (
 
 const hostCols = "id, name, nkey, labels, facts, status, last_seen, enrolled_at"
 
+// hostReadCols are the columns scanHost reads: hostCols and those that only
+// presence writes (migration 0007).
+const hostReadCols = hostCols + ", status_changed_at, clock_skew_ms"
+
 func scanHost(sc scanner) (store.HostRecord, error) {
 	var (
 		h                    store.HostRecord
 		lbl, facts           string
 		lastSeen, enrolledAt sql.NullInt64
+		changedAt, skew      sql.NullInt64
 	)
-	if err := sc.Scan(&h.ID, &h.Name, &h.NKey, &lbl, &facts, &h.Status, &lastSeen, &enrolledAt); err != nil {
+	if err := sc.Scan(&h.ID, &h.Name, &h.NKey, &lbl, &facts, &h.Status, &lastSeen, &enrolledAt, &changedAt, &skew); err != nil {
 		return h, err
 	}
 	var err error
@@ -30,7 +35,10 @@ func scanHost(sc scanner) (store.HostRecord, error) {
 	if err := json.Unmarshal([]byte(facts), &h.Facts); err != nil {
 		return h, fmt.Errorf("decode facts: %w", err)
 	}
-	h.LastSeen, h.EnrolledAt = tm(lastSeen), tm(enrolledAt)
+	h.LastSeen, h.EnrolledAt, h.StatusChangedAt = tm(lastSeen), tm(enrolledAt), tm(changedAt)
+	if skew.Valid {
+		h.ClockSkewMillis = &skew.Int64
+	}
 	return h, nil
 }
 
@@ -108,7 +116,7 @@ WHERE hash = ? AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)`), token
 
 // GetHost returns a host by id, revoked or not.
 func (s *Store) GetHost(ctx context.Context, id string) (store.HostRecord, error) {
-	h, err := scanHost(s.r.QueryRowContext(ctx, s.q("SELECT "+hostCols+" FROM hosts WHERE id = ?"), id))
+	h, err := scanHost(s.r.QueryRowContext(ctx, s.q("SELECT "+hostReadCols+" FROM hosts WHERE id = ?"), id))
 	if err != nil {
 		return store.HostRecord{}, fmt.Errorf("get host %s: %w", id, notFound(err))
 	}
@@ -118,7 +126,7 @@ func (s *Store) GetHost(ctx context.Context, id string) (store.HostRecord, error
 // GetHostByName finds a non-revoked host by name.
 func (s *Store) GetHostByName(ctx context.Context, name string) (store.HostRecord, error) {
 	h, err := scanHost(s.r.QueryRowContext(ctx,
-		s.q("SELECT "+hostCols+" FROM hosts WHERE name = ? AND status <> ?"), name, api.HostRevoked))
+		s.q("SELECT "+hostReadCols+" FROM hosts WHERE name = ? AND status <> ?"), name, api.HostRevoked))
 	if err != nil {
 		return store.HostRecord{}, fmt.Errorf("get host named %s: %w", name, notFound(err))
 	}
@@ -127,7 +135,7 @@ func (s *Store) GetHostByName(ctx context.Context, name string) (store.HostRecor
 
 // GetHostByNKey finds a host, revoked or not, by its NATS public key.
 func (s *Store) GetHostByNKey(ctx context.Context, nkey string) (store.HostRecord, error) {
-	h, err := scanHost(s.r.QueryRowContext(ctx, s.q("SELECT "+hostCols+" FROM hosts WHERE nkey = ?"), nkey))
+	h, err := scanHost(s.r.QueryRowContext(ctx, s.q("SELECT "+hostReadCols+" FROM hosts WHERE nkey = ?"), nkey))
 	if err != nil {
 		return store.HostRecord{}, fmt.Errorf("get host by nkey %s: %w", nkey, notFound(err))
 	}
@@ -138,10 +146,10 @@ func (s *Store) GetHostByNKey(ctx context.Context, nkey string) (store.HostRecor
 // includeRevoked.
 func (s *Store) ListHosts(ctx context.Context, includeRevoked bool) ([]store.HostRecord, error) {
 	const order = " ORDER BY name COLLATE bytewise, id COLLATE bytewise"
-	query := "SELECT " + hostCols + " FROM hosts WHERE status <> ?" + order
+	query := "SELECT " + hostReadCols + " FROM hosts WHERE status <> ?" + order
 	args := []any{api.HostRevoked}
 	if includeRevoked {
-		query, args = "SELECT "+hostCols+" FROM hosts"+order, nil
+		query, args = "SELECT "+hostReadCols+" FROM hosts"+order, nil
 	}
 	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
@@ -197,16 +205,35 @@ func (s *Store) SetHostFacts(ctx context.Context, id string, facts api.Facts) er
 	return s.updateHost(ctx, "set facts", id, "UPDATE hosts SET facts = ? WHERE id = ?", string(text), id)
 }
 
-// SetHostStatus writes status and last-seen time. A revoked host is left
+// SetHostStatus records that the host's status changed to status at time
+// at. Writes are ordered by at: one older than the stored change is skipped
+// without error, so that a late write never overwrites a newer one. An
+// online status also raises last_seen to at. A revoked host is left
 // unchanged, without error.
-func (s *Store) SetHostStatus(ctx context.Context, id, status string, lastSeen time.Time) error {
-	return s.updateHost(ctx, "set status", id,
-		"UPDATE hosts SET status = ?, last_seen = ? WHERE id = ? AND status <> ?",
-		status, ns(lastSeen), id, api.HostRevoked)
+func (s *Store) SetHostStatus(ctx context.Context, id, status string, at time.Time) error {
+	seen := "last_seen"
+	if status == api.HostOnline {
+		seen = "CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
+	}
+	args := []any{status, ns(at)}
+	if status == api.HostOnline {
+		args = append(args, ns(at), ns(at))
+	}
+	args = append(args, id, api.HostRevoked, ns(at))
+	return s.updateHost(ctx, "set status", id, `UPDATE hosts SET status = ?, status_changed_at = ?, last_seen = `+seen+`
+WHERE id = ? AND status <> ? AND (status_changed_at IS NULL OR status_changed_at <= ?)`, args...)
 }
 
-// TouchHosts writes last-seen times of many hosts in one transaction.
-// Unknown and revoked hosts are skipped.
+// SetHostClockSkew records the host's clock skew as its agent measured it
+// (its clock minus the server's). A revoked host is left unchanged.
+func (s *Store) SetHostClockSkew(ctx context.Context, id string, skew time.Duration) error {
+	return s.updateHost(ctx, "set clock skew", id,
+		"UPDATE hosts SET clock_skew_ms = ? WHERE id = ? AND status <> ?", skew.Milliseconds(), id, api.HostRevoked)
+}
+
+// TouchHosts raises last-seen times of many hosts in one transaction (a
+// time older than the stored one is skipped). Unknown and revoked hosts are
+// skipped.
 func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
@@ -217,13 +244,13 @@ func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error
 	}
 	sort.Strings(ids) // one lock order for concurrent callers
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, s.q("UPDATE hosts SET last_seen = ? WHERE id = ? AND status <> ?"))
+		st, err := tx.PrepareContext(ctx, s.q("UPDATE hosts SET last_seen = ? WHERE id = ? AND status <> ? AND (last_seen IS NULL OR last_seen < ?)"))
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		for _, id := range ids {
-			if _, err := st.ExecContext(ctx, ns(seen[id]), id, api.HostRevoked); err != nil {
+			if _, err := st.ExecContext(ctx, ns(seen[id]), id, api.HostRevoked, ns(seen[id])); err != nil {
 				return fmt.Errorf("host %s: %w", id, err)
 			}
 		}
@@ -239,83 +266,4 @@ func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error
 // NKey stays taken.
 func (s *Store) RevokeHost(ctx context.Context, id string) error {
 	return s.updateHost(ctx, "revoke", id, "UPDATE hosts SET status = ? WHERE id = ?", api.HostRevoked, id)
-}
-
-// CreateAPIToken stores an API token; ErrConflict if the id or hash exists.
-func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
-	_, err := s.exec(ctx, "INSERT INTO api_tokens (id, name, hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
-		t.ID, t.Name, t.Hash, t.Role, ns(t.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("create api token %s: %w", t.Name, err)
-	}
-	return nil
-}
-
-// GetAPITokenByHash finds an API token by the SHA-256 of its secret.
-func (s *Store) GetAPITokenByHash(ctx context.Context, hash string) (store.APIToken, error) {
-	var (
-		t       store.APIToken
-		created sql.NullInt64
-	)
-	err := s.r.QueryRowContext(ctx, s.q("SELECT id, name, hash, role, created_at FROM api_tokens WHERE hash = ?"), hash).
-		Scan(&t.ID, &t.Name, &t.Hash, &t.Role, &created)
-	if err != nil {
-		return store.APIToken{}, fmt.Errorf("get api token: %w", notFound(err))
-	}
-	t.CreatedAt = tm(created)
-	return t, nil
-}
-
-// CountAPITokens returns the number of API tokens.
-func (s *Store) CountAPITokens(ctx context.Context) (int, error) {
-	var n int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM api_tokens").Scan(&n); err != nil {
-		return 0, fmt.Errorf("count api tokens: %w", err)
-	}
-	return n, nil
-}
-
-// CreateJoinToken stores a join token (its hash, never the token);
-// ErrConflict if the id or hash exists.
-func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinTokenRecord) error {
-	lbl, err := jsonText(t.Labels)
-	if err == nil {
-		_, err = s.exec(ctx, `INSERT INTO join_tokens (id, hash, labels, expires_at, max_uses, uses, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Hash, lbl, ns(t.ExpiresAt), t.MaxUses, t.Uses, ns(t.CreatedAt))
-	}
-	if err != nil {
-		return fmt.Errorf("create join token %s: %w", t.ID, err)
-	}
-	return nil
-}
-
-// ListJoinTokens returns all join tokens, expired and used up included,
-// oldest first. Token is always empty.
-func (s *Store) ListJoinTokens(ctx context.Context) ([]api.JoinToken, error) {
-	rows, err := s.r.QueryContext(ctx,
-		s.q("SELECT id, labels, expires_at, max_uses, uses, created_at FROM join_tokens ORDER BY created_at, id COLLATE bytewise"))
-	if err != nil {
-		return nil, fmt.Errorf("list join tokens: %w", err)
-	}
-	defer rows.Close()
-	var ts []api.JoinToken
-	for rows.Next() {
-		var (
-			t                api.JoinToken
-			lbl              string
-			expires, created sql.NullInt64
-		)
-		if err := rows.Scan(&t.ID, &lbl, &expires, &t.MaxUses, &t.Uses, &created); err != nil {
-			return nil, fmt.Errorf("list join tokens: %w", err)
-		}
-		if t.Labels, err = labels(lbl); err != nil {
-			return nil, fmt.Errorf("list join tokens: %w", err)
-		}
-		t.ExpiresAt, t.CreatedAt = tm(expires), tm(created)
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list join tokens: %w", err)
-	}
-	return ts, nil
 }

@@ -69,14 +69,7 @@ func (s *Store) GetSchedule(ctx context.Context, id string) (api.Schedule, error
 // DeleteSchedule deletes a schedule; ErrNotFound if there is none. Jobs it
 // created stay.
 func (s *Store) DeleteSchedule(ctx context.Context, id string) error {
-	n, err := s.exec(ctx, "DELETE FROM schedules WHERE id = ?", id)
-	if err == nil && n == 0 {
-		err = store.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("delete schedule %s: %w", id, err)
-	}
-	return nil
+	return s.deleteByID(ctx, "schedules", "schedule", id)
 }
 
 // MarkScheduleRun records slot as the schedule's LastRunAt and jobID as its

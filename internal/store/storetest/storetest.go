@@ -30,7 +30,10 @@ type test struct {
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	var all []test
 	all = append(all, hostTests...)
+	all = append(all, presenceTests...)
 	all = append(all, tokenTests...)
+	all = append(all, tokenLimitTests...)
+	all = append(all, idempotencyTests...)
 	all = append(all, appTests...)
 	all = append(all, deploymentTests...)
 	all = append(all, jobTests...)
