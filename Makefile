@@ -25,9 +25,13 @@ vet:
 	"$(STATICCHECK)" ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-# The test dependencies come first: vet needs staticcheck.
+# The test dependencies come first: vet needs staticcheck. The $(MAKE) line
+# stands alone because make runs it even under -n; test-deps.sh is
+# idempotent (its second run only prints the PostgreSQL URL).
 test:
-	url="$$(./scripts/test-deps.sh)" && $(MAKE) --no-print-directory vet && GANTRY_TEST_POSTGRES_URL="$$url" $(GO) test -count=1 -timeout 20m ./...
+	./scripts/test-deps.sh >/dev/null
+	$(MAKE) --no-print-directory vet
+	url="$$(./scripts/test-deps.sh)" && GANTRY_TEST_POSTGRES_URL="$$url" $(GO) test -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
