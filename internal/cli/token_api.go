@@ -196,16 +196,23 @@ token that still works is never removed (create another one first).`,
 	return cmd
 }
 
+// tokenRemoved is one line of `token rm -o json`: which token was removed.
+type tokenRemoved struct {
+	Kind string `json:"kind"` // api | join
+	Ref  string `json:"ref"`  // the id or name as given
+}
+
 func (a *app) runTokenRm(ctx context.Context, o tokenRmOptions, refs []string) error {
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	removed := []tokenRemoved{}
 	for _, ref := range refs {
-		kind := "API token"
+		kind := "api"
 		if strings.HasPrefix(ref, "jt-") {
-			kind, err = "join token", c.DeleteJoinToken(ctx, ref)
+			kind, err = "join", c.DeleteJoinToken(ctx, ref)
 		} else {
 			err = c.DeleteAPIToken(ctx, ref, o.Force)
 		}
@@ -213,8 +220,14 @@ func (a *app) runTokenRm(ctx context.Context, o tokenRmOptions, refs []string) e
 			errs = append(errs, fmt.Errorf("%s: %w", ref, err))
 			continue
 		}
+		removed = append(removed, tokenRemoved{Kind: kind, Ref: ref})
 		if !a.jsonOutput() {
-			fmt.Fprintf(a.stdout, "Removed %s %s\n", kind, ref)
+			fmt.Fprintf(a.stdout, "Removed %s token %s\n", strings.Replace(kind, "api", "API", 1), ref)
+		}
+	}
+	if a.jsonOutput() {
+		if err := writeJSON(a.stdout, removed); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -129,6 +129,11 @@ func TestAPITokenCreateListRemove(t *testing.T) {
 		t.Errorf("after rm: %d join tokens, %d API tokens; want 0 and 1", len(f.tokens), len(f.apiTokens))
 	}
 	f.mu.Unlock()
+	r = f.gantry(t, nil, "token", "rm", "forever", "-o", "json")
+	var removed []tokenRemoved
+	if err := json.Unmarshal([]byte(r.stdout), &removed); err != nil || len(removed) != 1 || removed[0] != (tokenRemoved{Kind: "api", Ref: "forever"}) {
+		t.Fatalf("rm -o json: %v %q", err, r.stdout)
+	}
 	f.gantry(t, nil, "token", "rm", "admin").expect(t, 1, "--force")
 	f.gantry(t, nil, "token", "rm", "nope").expect(t, 1, "not found")
 	f.gantry(t, nil, "token", "rm").expect(t, 2, "missing")

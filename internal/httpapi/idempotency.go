@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // Idempotent creates (issue 9, item 6). A create route marked Idempotent
@@ -52,8 +53,8 @@ type loadFunc func(ctx context.Context, id string) (any, error)
 
 // validIdempotencyKey checks a key's length and characters.
 func validIdempotencyKey(k string) error {
-	if len(k) == 0 || len(k) > 255 {
-		return errBadRequest(fmt.Sprintf("%s header: must be 1 to 255 characters, got %d", IdempotencyKeyHeader, len(k)))
+	if len(k) == 0 || len(k) > validate.MaxIdempotencyKey {
+		return errBadRequest(fmt.Sprintf("%s header: must be 1 to %d characters, got %d", IdempotencyKeyHeader, validate.MaxIdempotencyKey, len(k)))
 	}
 	for i := 0; i < len(k); i++ {
 		if k[i] < 0x21 || k[i] > 0x7e {

@@ -57,19 +57,6 @@ func apiToken(t store.APIToken) api.APIToken {
 	return out
 }
 
-// validateTokenName checks an API token's name.
-func validateTokenName(n string) error {
-	if n == "" || len(n) > 64 {
-		return errBadRequest(fmt.Sprintf("name %q: must be 1 to 64 characters", n))
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.@", c)) {
-			return errBadRequest(fmt.Sprintf("name %q: only letters, digits, '-', '_', '.' and '@' are allowed", n))
-		}
-	}
-	return nil
-}
-
 func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request) {
 	var req api.CreateAPITokenRequest
 	if err := decode(r, &req); err != nil {
@@ -82,8 +69,8 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request) {
 
 // newAPIToken checks and stores a new token owned by the caller's.
 func (a *API) newAPIToken(r *http.Request, req api.CreateAPITokenRequest) (api.APIToken, error) {
-	if err := validateTokenName(req.Name); err != nil {
-		return api.APIToken{}, err
+	if err := validate.TokenName("name", req.Name); err != nil {
+		return api.APIToken{}, errBadRequest(err.Error())
 	}
 	if err := validate.APITokenTTL.Check(req.TTLSeconds); err != nil {
 		return api.APIToken{}, errBadRequest(err.Error())

@@ -36,6 +36,8 @@ func Limits() []Limit {
 		ranged("POST /api/v1/join-tokens; `token create --ttl`", "ttl_seconds", JoinTokenTTL),
 		ranged("POST /api/v1/join-tokens; `token create --uses`", "max_uses", JoinTokenUses),
 		ranged("POST /api/v1/tokens; `token create --api --ttl`", "ttl_seconds", APITokenTTL),
+		{"POST /api/v1/tokens; `token create --api --name`", "name", fmt.Sprintf("1 to %d letters, digits, '-', '_', '.' and '@'; unique", MaxTokenName)},
+		{"POST /api/v1/jobs, deployments, rollbacks", "Idempotency-Key (header)", fmt.Sprintf("1 to %d visible ASCII characters; kept 24h per API token", MaxIdempotencyKey)},
 		{"hosts, join tokens, enrollment, HCL `labels`", "labels", fmt.Sprintf("at most %d; keys `[prefix/]name`, values empty or a name: names 1 to 63 of `[A-Za-z0-9_.-]` starting and ending with a letter or digit, prefix a lower-case DNS subdomain", Labels.Max)},
 		{"POST /api/v1/enroll; `agent --name`", "name", fmt.Sprintf("host name: 1 to %d letters, digits, '-', '_', '.'", MaxHostName)},
 		{"POST /api/v1/apps, /apps/{app}/groups", "name", fmt.Sprintf("1 to %d lower-case letters, digits and '-', starting and ending with a letter or digit", MaxAppName)},

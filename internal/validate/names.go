@@ -24,6 +24,10 @@ const (
 	MaxUserName = 64
 	// MaxDescription is the longest description (deployments, revisions).
 	MaxDescription = 1024
+	// MaxTokenName is the longest API token name.
+	MaxTokenName = 64
+	// MaxIdempotencyKey is the longest Idempotency-Key header.
+	MaxIdempotencyKey = 255
 )
 
 // DNSLabel checks a lower-case DNS label of 1 to max characters: letters,
@@ -59,6 +63,20 @@ func HostName(field, s string) error {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !(isAlnum(c) || c == '-' || c == '.' || c == '_') {
 			return errorf(field, "host name %q: only letters, digits, '-', '_' and '.' are allowed", s)
+		}
+	}
+	return nil
+}
+
+// TokenName checks an API token's name: 1 to 64 letters, digits, '-',
+// '_', '.' and '@'.
+func TokenName(field, s string) error {
+	if s == "" || len(s) > MaxTokenName {
+		return errorf(field, "token name must be 1 to %d characters (has %d)", MaxTokenName, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(isAlnum(c) || c == '-' || c == '.' || c == '_' || c == '@') {
+			return errorf(field, "token name %q: only letters, digits, '-', '_', '.' and '@' are allowed", s)
 		}
 	}
 	return nil
