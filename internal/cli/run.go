@@ -91,7 +91,7 @@ func (a *app) runRun(ctx context.Context, o runOptions) error {
 		if err := executionTable(w, final.Executions, a.now()); err != nil {
 			return err
 		}
-		_, err := fmt.Fprintln(w, totalsLine(final.Executions))
+		_, err := fmt.Fprintf(w, "%s (job %s: 'gantry jobs show %s')\n", totalsLine(final.Executions), final.ID, final.ID)
 		return err
 	})
 	if err != nil {

@@ -30,7 +30,7 @@ func TestRunLiveOutputAndSummary(t *testing.T) {
 	}
 	summary := strings.TrimPrefix(r.stdout, want)
 	for _, w := range []string{"HOST", "STATE", "EXIT", "DURATION", "web-1   succeeded  0     1.2s", "web-22  failed     2     1.2s",
-		"2 hosts: 1 succeeded, 1 failed\n"} {
+		"2 hosts: 1 succeeded, 1 failed (job j1: 'gantry jobs show j1')\n"} {
 		if !strings.Contains(summary, w) {
 			t.Errorf("summary lacks %q:\n%s", w, summary)
 		}
@@ -45,7 +45,7 @@ func TestRunLiveOutputAndSummary(t *testing.T) {
 	}
 
 	f.finish = nil
-	f.gantry(t, nil, "run", "--selector", "role=web", "--", "true").expect(t, 0, "2 hosts: 2 succeeded\n")
+	f.gantry(t, nil, "run", "--selector", "role=web", "--", "true").expect(t, 0, "2 hosts: 2 succeeded (job j2: 'gantry jobs show j2')\n")
 }
 
 func TestRunBuffersSplitLines(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,16 @@ func TestRunOnSelector(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "db-1") {
 		t.Errorf("db-1 does not match role=web but appears:\n%s", r.stdout)
+	}
+	// The summary names the job and how to see it again; the hint works.
+	m := regexp.MustCompile(`\(job (j-[a-z0-9]+): 'gantry jobs show (j-[a-z0-9]+)'\)`).FindStringSubmatch(r.stdout)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("run summary does not name its job:\n%s", r.stdout)
+	}
+	show := c.gantry("jobs", "show", m[2])
+	show.ok(t)
+	if !strings.Contains(show.stdout, "out-web-2") {
+		t.Errorf("gantry jobs show %s lacks the job's output:\n%s", m[2], show.stdout)
 	}
 
 	r = c.gantry("run", "--selector", "role=web", "-o", "json", "--", `echo "$GANTRY_HOST_NAME"; [ "$GANTRY_HOST_NAME" != web-2 ] || exit 3`)
