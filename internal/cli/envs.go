@@ -32,6 +32,10 @@ type envOptions struct {
 	LockTimeout time.Duration
 	Timeout     time.Duration
 	NoWait      bool
+	// waitAfter is set by up and scale when they wait for the machines
+	// after applying: with -o json, the wait prints the one JSON document
+	// (the environment once online), not the apply.
+	waitAfter bool
 }
 
 func (o *envOptions) registerEnv(cmd *cobra.Command) {
@@ -261,7 +265,7 @@ timed out (see 'gantry env show NAME').`,
 			if err != nil {
 				return err
 			}
-			o.AutoApprove = true
+			o.AutoApprove, o.waitAfter = true, true
 			if _, err := a.planConfirmApply(cmd.Context(), env, api.EnvRequest{Definition: def, Vars: o.Vars}, &o, "apply"); err != nil {
 				return err
 			}
@@ -304,7 +308,7 @@ definition sets them again.`,
 				}
 				scale[g] = count
 			}
-			o.AutoApprove = true
+			o.AutoApprove, o.waitAfter = true, !o.NoWait
 			if _, err := a.planConfirmApply(cmd.Context(), env, api.EnvRequest{Scale: scale}, &o, "apply"); err != nil {
 				return err
 			}
@@ -345,7 +349,7 @@ func (a *app) planConfirmApply(ctx context.Context, env string, req api.EnvReque
 		}
 		req = api.EnvRequest{Plan: &p, Who: req.Who, LockTimeoutSeconds: req.LockTimeoutSeconds}
 	}
-	return a.applyStream(ctx, c, env, req)
+	return a.applyStream(ctx, c, env, req, !o.waitAfter)
 }
 
 // applyPlanFile applies a saved plan.
@@ -373,7 +377,7 @@ func (a *app) applyPlanFile(ctx context.Context, path string, o *envOptions) err
 			return err
 		}
 	}
-	_, err = a.applyStream(ctx, c, p.Env, api.EnvRequest{Plan: &p, Who: who(), LockTimeoutSeconds: int(o.LockTimeout.Seconds())})
+	_, err = a.applyStream(ctx, c, p.Env, api.EnvRequest{Plan: &p, Who: who(), LockTimeoutSeconds: int(o.LockTimeout.Seconds())}, true)
 	return err
 }
 
@@ -391,8 +395,10 @@ func (a *app) confirm(prompt string) error {
 	return nil
 }
 
-// applyStream applies and prints the progress.
-func (a *app) applyStream(ctx context.Context, c *api.Client, env string, req api.EnvRequest) (api.Environment, error) {
+// applyStream applies and prints the progress. With -o json it prints the
+// applied environment as one JSON document when jsonResult is set, or when
+// the apply failed (the command ends there).
+func (a *app) applyStream(ctx context.Context, c *api.Client, env string, req api.EnvRequest, jsonResult bool) (api.Environment, error) {
 	var counts = map[string]int{}
 	start := time.Now()
 	out, err := c.ApplyEnv(ctx, env, req, func(ev api.ApplyEvent) {
@@ -421,7 +427,7 @@ func (a *app) applyStream(ctx context.Context, c *api.Client, env string, req ap
 		}
 	})
 	if a.jsonOutput() {
-		if err == nil || out.Name != "" {
+		if (jsonResult || err != nil) && (err == nil || out.Name != "") {
 			_ = writeJSON(a.stdout, out)
 		}
 		return out, err

@@ -364,7 +364,23 @@ func TestEnvExampleLocal(t *testing.T) {
 	if !strings.Contains(r.stdout, `web = ["dev-web-0","dev-web-1"]`) || !strings.Contains(r.stdout, "3 machines online") {
 		t.Fatalf("up examples/local:\n%s", r.stdout)
 	}
-	c.gantryWithin(90*time.Second, "scale", "--env", "dev", "web=3", "--timeout", "60s").ok(t)
+	// -o json: one JSON document per invocation, the environment once its
+	// machines are online (not the apply's result and then the wait's).
+	r = c.gantryWithin(90*time.Second, "scale", "--env", "dev", "web=3", "--timeout", "60s", "-o", "json")
+	r.ok(t)
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	var scaled api.Environment
+	if err := dec.Decode(&scaled); err != nil {
+		t.Fatalf("scale -o json: %v\n%s", err, r.stdout)
+	}
+	if dec.More() || len(scaled.Machines) != 4 {
+		t.Fatalf("scale -o json must print one document with the 4 machines:\n%s", r.stdout)
+	}
+	for _, m := range scaled.Machines {
+		if m.Phase != api.PhaseOnline {
+			t.Errorf("scale -o json printed %s in phase %s: want the environment once online", m.Address, m.Phase)
+		}
+	}
 	eventually(t, 20*time.Second, "a configure that saw 3 web machines", func() (bool, string) {
 		for _, run := range c.env("dev").Events {
 			if run.Event == "configure" && run.State == "succeeded" && len(run.Hosts) == 3 {
