@@ -183,6 +183,8 @@ type ApplyEvent struct {
 	Machine     *EnvMachine  `json:"machine,omitempty"`
 	Environment *Environment `json:"environment,omitempty"`
 	Elapsed     float64      `json:"elapsed_seconds,omitempty"`
+	// Summary counts the changes of the plan being applied (Type "plan").
+	Summary *PlanSummary `json:"summary,omitempty"`
 }
 
 // Diagnostic is a problem in a definition file, with its position.

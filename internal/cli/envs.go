@@ -274,7 +274,7 @@ timed out (see 'gantry env show NAME').`,
 	}
 	o.registerEnv(cmd)
 	o.registerVars(cmd)
-	o.registerApply(cmd, false)
+	o.registerApply(cmd, true)
 	o.registerWait(cmd, false)
 	return cmd
 }
@@ -319,7 +319,7 @@ definition sets them again.`,
 		},
 	}
 	o.registerEnv(cmd)
-	o.registerApply(cmd, false)
+	o.registerApply(cmd, true)
 	o.registerWait(cmd, true)
 	return cmd
 }
@@ -400,6 +400,7 @@ func (a *app) confirm(prompt string) error {
 // the apply failed (the command ends there).
 func (a *app) applyStream(ctx context.Context, c *api.Client, env string, req api.EnvRequest, jsonResult bool) (api.Environment, error) {
 	var counts = map[string]int{}
+	noChanges := false
 	start := time.Now()
 	out, err := c.ApplyEnv(ctx, env, req, func(ev api.ApplyEvent) {
 		if a.jsonOutput() {
@@ -419,6 +420,9 @@ func (a *app) applyStream(ctx context.Context, c *api.Client, env string, req ap
 		case "log", "plan":
 			if ev.Address != "" {
 				fmt.Fprintf(a.stdout, "%s: %s\n", ev.Address, ev.Message)
+			} else if ev.Type == "plan" && ev.Summary != nil && *ev.Summary == (api.PlanSummary{}) {
+				noChanges = true
+				fmt.Fprintf(a.stdout, "No changes: environment %q matches its definition.\n", env)
 			} else if ev.Type == "plan" {
 				fmt.Fprintf(a.stdout, "Applying to environment %q: %s.\n", env, ev.Message)
 			} else {
@@ -437,6 +441,9 @@ func (a *app) applyStream(ctx context.Context, c *api.Client, env string, req ap
 			fmt.Fprintf(a.stdout, "Apply failed after %s. The state records what was done; fix the cause and apply again.\n", formatDuration(time.Since(start)))
 		}
 		return out, err
+	}
+	if noChanges {
+		return out, nil
 	}
 	what := "Apply"
 	if req.Destroy || (req.Plan != nil && req.Plan.Destroy) {

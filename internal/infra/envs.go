@@ -147,7 +147,8 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 			return api.Environment{}, err
 		}
 	}
-	emit(api.ApplyEvent{Type: "plan", Message: fmt.Sprintf("%d to create, %d to update, %d to replace, %d to destroy", pl.Summary.Create, pl.Summary.Update, pl.Summary.Replace, pl.Summary.Delete)})
+	sum := pl.Summary
+	emit(api.ApplyEvent{Type: "plan", Summary: &sum, Message: fmt.Sprintf("%d to create, %d to update, %d to replace, %d to destroy", pl.Summary.Create, pl.Summary.Update, pl.Summary.Replace, pl.Summary.Delete)})
 	var def *config.Definition
 	if len(pl.Definition) > 0 {
 		if def, err = e.loadDefinition(env, pl.Definition, pl.Vars); err != nil {

@@ -364,9 +364,15 @@ func TestEnvExampleLocal(t *testing.T) {
 	if !strings.Contains(r.stdout, `web = ["dev-web-0","dev-web-1"]`) || !strings.Contains(r.stdout, "3 machines online") {
 		t.Fatalf("up examples/local:\n%s", r.stdout)
 	}
+	// Applying the same definition again changes nothing and says so.
+	r = c.gantryWithin(60*time.Second, "apply", dir, "--env", "dev", "--auto-approve")
+	r.ok(t)
+	if !strings.Contains(r.stdout, `No changes: environment "dev" matches its definition.`) || strings.Contains(r.stdout, "complete in") {
+		t.Fatalf("a no-op apply must say No changes and nothing else:\n%s", r.stdout)
+	}
 	// -o json: one JSON document per invocation, the environment once its
 	// machines are online (not the apply's result and then the wait's).
-	r = c.gantryWithin(90*time.Second, "scale", "--env", "dev", "web=3", "--timeout", "60s", "-o", "json")
+	r = c.gantryWithin(90*time.Second, "scale", "--env", "dev", "web=3", "--timeout", "60s", "-o", "json", "--auto-approve")
 	r.ok(t)
 	dec := json.NewDecoder(strings.NewReader(r.stdout))
 	var scaled api.Environment
