@@ -5,7 +5,7 @@
 GO ?= go
 BIN := bin/gantry
 
-.PHONY: build dev test test-short vet fmt clean
+.PHONY: build dev deps test test-short vet fmt clean
 
 # Static (it is also the agent that environments copy into containers) and
 # stripped: a third smaller to copy into every new machine.
@@ -25,13 +25,18 @@ vet:
 	"$(STATICCHECK)" ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-# The test dependencies come first: vet needs staticcheck. The $(MAKE) line
-# stands alone because make runs it even under -n; test-deps.sh is
-# idempotent (its second run only prints the PostgreSQL URL).
-test:
-	./scripts/test-deps.sh >/dev/null
-	$(MAKE) --no-print-directory vet
-	url="$$(./scripts/test-deps.sh)" && GANTRY_TEST_POSTGRES_URL="$$url" $(GO) test -count=1 -timeout 20m ./...
+# test-deps.sh installs and starts what the tests need (staticcheck for
+# vet included) and prints the PostgreSQL URL last; `make test` runs it once,
+# then vet, then the tests. The prerequisites run in this order (the file is
+# .NOTPARALLEL), and `make -n test` is a real dry run.
+.NOTPARALLEL:
+
+deps:
+	@mkdir -p bin
+	./scripts/test-deps.sh > bin/test-postgres-url
+
+test: deps vet
+	GANTRY_TEST_POSTGRES_URL="$$(tail -n 1 bin/test-postgres-url)" $(GO) test -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
