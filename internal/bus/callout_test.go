@@ -66,6 +66,9 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 		var errs []string
 		var emu sync.Mutex
 		nc, err := nats.Connect(b.AgentURLs()[0], nats.Nkey(pub, kp.Sign), nats.MaxReconnects(0),
+			// The callout is a round trip through gantry: on a loaded 2-core
+			// machine the default 2 s connect timeout was seen to run out.
+			nats.Timeout(15*time.Second),
 			nats.CustomInboxPrefix(InboxPrefix("h-ext")),
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				emu.Lock()
