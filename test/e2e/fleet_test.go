@@ -138,6 +138,11 @@ func TestAgentOfflineAndBack(t *testing.T) {
 	c.server.stop()
 	c.heartbeat = 300 * time.Millisecond
 	c.startServer()
+	// The store still says online from before the restart: wait for the
+	// agent to be back on the new server's bus before sampling.
+	eventually(t, 15*time.Second, "agent reconnected to the restarted server", func() (bool, string) {
+		return strings.Contains(c.agents["a1"].out.String(), "reconnected to bus"), ""
+	})
 	c.waitHost("a1", api.HostOnline, 10*time.Second)
 	// The agent follows the server's new heartbeat (told in every hello
 	// reply), so it stays online: sampled for 2.5 s, more than 8 intervals.
