@@ -157,7 +157,7 @@ func TestAgentKilledMidScript(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
 	c.agentsOnline(map[string]string{"v1": "role=v"})
 	marks := t.TempDir()
-	r := c.gantry("run", "--selector", "role=v", "--no-wait", "--timeout", "10m", "--", fmt.Sprintf(`echo started >> %s/v1; sleep 300`, marks))
+	r := c.gantry("run", "--selector", "role=v", "--no-wait", "--timeout", "10m", "--", fmt.Sprintf(`echo started >> %s/v1; sleep 317`, marks))
 	r.ok(t)
 	jobID := regexp.MustCompile(`j-[a-z0-9]+`).FindString(r.stdout)
 	eventually(t, 10*time.Second, "script started", func() (bool, string) {
@@ -180,7 +180,7 @@ func TestAgentKilledMidScript(t *testing.T) {
 		t.Errorf("script started %d times", n)
 	}
 	eventually(t, 5*time.Second, "the orphaned shell is gone", func() (bool, string) {
-		n := countProcsPrefix("sleep 300")
+		n := countProcsPrefix("sleep 317") // a duration no other test uses: deploy tests leave "sleep 300 …" daemons
 		return n == 0, fmt.Sprintf("%d left", n)
 	})
 }
