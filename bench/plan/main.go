@@ -65,8 +65,10 @@ func main() {
 	}
 	defer st.Close()
 	e := infra.New(st, fleet{}, deployer{}, infra.Config{DataDir: filepath.Join(dir, "infra"),
-		Agent:        provider.Agent{Binary: "/bin/true", ServerURL: "http://127.0.0.1:1"},
-		NewJoinToken: func(context.Context, map[string]string, time.Duration) (string, error) { return "gjt_bench", nil },
+		Agent: provider.Agent{Binary: "/bin/true", ServerURL: "http://127.0.0.1:1"},
+		NewJoinToken: func(context.Context, string, map[string]string, time.Duration) (string, error) {
+			return "gjt_bench", nil
+		},
 	}, nil)
 
 	def := definition(dir, *groups, *count)

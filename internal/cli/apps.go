@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -59,7 +61,7 @@ func (a *app) newAppCmd() *cobra.Command {
 			})
 		},
 	}
-	return newGroupCmd("app", "Create and list applications", "  gantry app create shop\n  gantry app ls", create, ls)
+	return newGroupCmd("app", "Create, list and remove applications", "  gantry app create shop\n  gantry app ls\n  gantry app rm shop", create, ls, a.newAppRmCmd())
 }
 
 // pushOptions are the flags of 'gantry push'.
@@ -80,8 +82,9 @@ appspec.yml is checked here first, with errors that name the line and the
 field; the server checks it again, refuses unsafe archives (path traversal,
 links out of the bundle, devices, bombs) and hook scripts that are missing.
 Revisions are content-addressed: pushing the same bundle again prints the
-existing revision.`,
-		Example: `  gantry push shop ./examples/shop/bundle --description "v1.2.0"
+existing revision. A refused bundle exits 1, whichever side found the
+problem; a PATH that does not exist is a usage error (2).`,
+		Example: `  gantry push shop examples/shop/app/bundle --description "v1.2.0"
   gantry push shop build/shop.zip -o json`,
 		Args: exactArgs("APP", "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runPush(cmd.Context(), args[0], args[1], o) },
@@ -98,8 +101,11 @@ func (a *app) runPush(ctx context.Context, appName, path string, o pushOptions) 
 	var upload *os.File
 	if fi.IsDir() {
 		src, err := os.ReadFile(filepath.Join(path, "appspec.yml"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s has no appspec.yml at its root: a bundle is a directory, .tar.gz or .zip with an AWS CodeDeploy appspec.yml at its root", path)
+		}
 		if err != nil {
-			return fmt.Errorf("%s has no appspec.yml at its root: %w", path, err)
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		if _, err := appspec.Parse(filepath.Join(path, "appspec.yml"), src); err != nil {
 			return err
@@ -119,6 +125,9 @@ func (a *app) runPush(ctx context.Context, appName, path string, o pushOptions) 
 		upload = tmp
 	} else {
 		arch, err := bundle.Open(path)
+		if errors.Is(err, bundle.ErrFormat) {
+			return fmt.Errorf("%s is not a .tar.gz or .zip file: PATH is a directory, or a .tar.gz or .zip file, with appspec.yml at its root", path)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

@@ -11,14 +11,17 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/validate"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func (a *app) newGroupsCmd() *cobra.Command {
-	return newGroupCmd("group", "Create and list deployment groups (the hosts an application is deployed to)",
+	return newGroupCmd("group", "Create, list, change and remove deployment groups (the hosts an application is deployed to)",
 		`  gantry group create shop web --selector 'role=web' --min-healthy 75% --health-http http://127.0.0.1:8080/healthz
   gantry group ls shop
-  gantry group show shop web`,
-		a.newGroupCreateCmd(), a.newGroupListCmd(), a.newGroupShowCmd())
+  gantry group show shop web
+  gantry group update shop web --selector 'role=web,zone=eu'
+  gantry group rm shop web`,
+		a.newGroupCreateCmd(), a.newGroupListCmd(), a.newGroupShowCmd(), a.newGroupUpdateCmd(), a.newGroupRmCmd())
 }
 
 // groupCreateOptions are the inputs of 'gantry group create'.
@@ -68,8 +71,8 @@ revision unless --no-auto-rollback is given.`,
   gantry group create shop workers --selector 'role=worker' --config AllAtOnce \
       --health-command "/usr/local/bin/check-worker --queue 'orders eu'" --no-auto-rollback
 
-  # Every host, one at a time, a TCP check on port 5432
-  gantry group create db primary --selector '' --health-tcp 127.0.0.1:5432`,
+  # The database hosts, one at a time, a TCP check on port 5432
+  gantry group create db primary --selector 'role=db' --health-tcp 127.0.0.1:5432`,
 		Args: exactArgs("APP", "GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.App, o.Name = args[0], args[1]
@@ -80,23 +83,29 @@ revision unless --no-auto-rollback is given.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Selector, "selector", "l", "", "label `SELECTOR` of the group's hosts (required; '' means all hosts)")
-	f.StringVar(&o.Config, "config", "", "deployment configuration `C`: OneAtATime (default), HalfAtATime or AllAtOnce")
-	f.StringVar(&o.MinHealthy, "min-healthy", "", "keep at least `N` hosts, or N% of them, healthy (instead of --config)")
-	f.StringVar(&o.HealthHTTP, "health-http", "", "health check: GET this `URL` from the host")
-	f.IntVar(&o.HealthStatus, "health-status", o.HealthStatus, "HTTP `STATUS` that passes the --health-http check")
-	f.StringVar(&o.HealthTCP, "health-tcp", "", "health check: connect to this `ADDR` (host:port, or a port on 127.0.0.1)")
-	f.StringVar(&o.HealthCommand, "health-command", "", "health check: run this `'PROG ARG...'` (no shell; passes on exit 0)")
-	f.DurationVar(&o.HealthTimeout, "health-timeout", o.HealthTimeout, "how long the health check may take to pass on a host")
-	f.BoolVar(&o.NoAutoRollback, "no-auto-rollback", false, "do not roll a failed deployment back automatically")
+	f.StringVarP(&o.Selector, "selector", "l", "", "label `SELECTOR` of the group's hosts (required, not empty: a group is the hosts it selects)")
+	o.settingFlags(f, "", " (default OneAtATime)")
 	return cmd
+}
+
+// settingFlags defines the flags of a group's settings that create and
+// update share; update's help says "new" (prefix) and has no default.
+func (o *groupCreateOptions) settingFlags(f *pflag.FlagSet, prefix, configDefault string) {
+	f.StringVar(&o.Config, "config", "", prefix+"deployment configuration `C`: OneAtATime, HalfAtATime or AllAtOnce"+configDefault)
+	f.StringVar(&o.MinHealthy, "min-healthy", "", "keep at least `N` hosts, or N% of them, healthy (instead of --config)")
+	f.StringVar(&o.HealthHTTP, "health-http", "", prefix+"health check: GET this `URL` from the host")
+	f.IntVar(&o.HealthStatus, "health-status", o.HealthStatus, "HTTP `STATUS` that passes the --health-http check")
+	f.StringVar(&o.HealthTCP, "health-tcp", "", prefix+"health check: connect to this `ADDR` (host:port, or a port on 127.0.0.1)")
+	f.StringVar(&o.HealthCommand, "health-command", "", prefix+"health check: run this `'PROG ARG...'` (no shell; passes on exit 0)")
+	f.DurationVar(&o.HealthTimeout, "health-timeout", o.HealthTimeout, "how long the "+prefix+"health check may take to pass on a host")
+	f.BoolVar(&o.NoAutoRollback, "no-auto-rollback", false, "do not roll a failed deployment back automatically")
 }
 
 // request validates the options and returns the request they describe.
 func (o groupCreateOptions) request() (api.CreateGroupRequest, error) {
 	req := api.CreateGroupRequest{Name: o.Name, Selector: o.Selector, NoAutoRollback: o.NoAutoRollback}
-	if !o.SelectorSet {
-		return req, usageErrorf("--selector is required: give a label selector such as 'role=web', or --selector '' for all hosts")
+	if !o.SelectorSet || strings.TrimSpace(o.Selector) == "" {
+		return req, usageErrorf("--selector is required: give a label selector such as 'role=web' (a group is the hosts it selects, so it cannot be empty)")
 	}
 	config, err := configFlags(o.Config, o.MinHealthy)
 	if err != nil {

@@ -14,8 +14,9 @@ func (a *app) newScheduleCmd() *cobra.Command {
 	return newGroupCmd("schedule", "Run jobs on a cron schedule",
 		`  gantry schedule create --cron '0 3 * * *' --selector 'role=db' -- /usr/local/bin/backup
   gantry schedule ls
+  gantry schedule update SCHEDULE_ID --cron '30 2 * * *'
   gantry schedule rm SCHEDULE_ID`,
-		a.newScheduleCreateCmd(), a.newScheduleListCmd(), a.newScheduleRemoveCmd())
+		a.newScheduleCreateCmd(), a.newScheduleListCmd(), a.newScheduleUpdateCmd(), a.newScheduleRemoveCmd())
 }
 
 // scheduleCreateOptions are the inputs of 'gantry schedule create'.
@@ -88,17 +89,20 @@ func nextRun(s api.Schedule, now time.Time) string {
 }
 
 func (a *app) newScheduleListCmd() *cobra.Command {
-	return &cobra.Command{
+	var quiet bool
+	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List schedules with their next and last runs",
-		Example: "  gantry schedule ls\n  gantry schedule ls -o json",
+		Example: "  gantry schedule ls\n  gantry schedule ls -o json\n  sched=$(gantry schedule ls -q | head -n1)   # the newest schedule's id",
 		Args:    exactArgs(),
-		RunE:    func(cmd *cobra.Command, _ []string) error { return a.runScheduleList(cmd.Context()) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return a.runScheduleList(cmd.Context(), quiet) },
 	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the schedule ids, one per line, newest first")
+	return cmd
 }
 
-func (a *app) runScheduleList(ctx context.Context) error {
+func (a *app) runScheduleList(ctx context.Context, quiet bool) error {
 	c, err := a.client()
 	if err != nil {
 		return err
@@ -107,6 +111,14 @@ func (a *app) runScheduleList(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if quiet {
+		// The list is oldest first; -q is newest first, like the other ls -q.
+		ids := make([]string, 0, len(schedules))
+		for i := len(schedules) - 1; i >= 0; i-- {
+			ids = append(ids, schedules[i].ID)
+		}
+		return a.printIDs(ids)
+	}
 	now := a.now()
 	return emitList(a, schedules, "No schedules.", func(w io.Writer) error {
 		t := newTable(w, "ID", "CRON", "SELECTOR", "NEXT RUN", "LAST RUN", "LAST JOB")
@@ -114,6 +126,9 @@ func (a *app) runScheduleList(ctx context.Context) error {
 			next := "-"
 			if s.NextRunAt != nil {
 				next = relTime(*s.NextRunAt, now)
+			}
+			if s.Disabled {
+				next = "disabled"
 			}
 			t.row(s.ID, s.Cron, formatSelector(s.Selector), next, relTimePtr(s.LastRunAt, now), orDash(s.LastJobID))
 		}

@@ -76,7 +76,8 @@ func absTimePtr(t *time.Time, now time.Time) string {
 type tokenItem struct {
 	Kind string `json:"kind"` // "api" or "join"
 	ID   string `json:"id"`
-	// Name, Owner and Role are set for API tokens.
+	// Name and Role are set for API tokens; Owner for API tokens and
+	// internal join tokens.
 	Name  string `json:"name,omitempty"`
 	Owner string `json:"owner,omitempty"`
 	Role  string `json:"role,omitempty"`
@@ -85,6 +86,10 @@ type tokenItem struct {
 	AgentLabels []string          `json:"agent_labels,omitempty"`
 	MaxUses     *int              `json:"max_uses,omitempty"`
 	Uses        *int              `json:"uses,omitempty"`
+	// Internal is set for join tokens gantry made itself (one per
+	// environment machine or dev agent; listed with --all), whose Owner is
+	// what they were made for (env:dev/group.web[1]).
+	Internal bool `json:"internal,omitempty"`
 	// ExpiresAt is absent for an API token that never expires.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
@@ -93,6 +98,8 @@ type tokenItem struct {
 // tokenListOptions are the flags of `gantry token ls`.
 type tokenListOptions struct {
 	API, Join bool
+	// All lists internal join tokens too.
+	All bool
 }
 
 func (a *app) newTokenListCmd() *cobra.Command {
@@ -103,13 +110,19 @@ func (a *app) newTokenListCmd() *cobra.Command {
 		Short:   "List API and join tokens (their secrets are never shown again)",
 		Long: `List tokens, oldest first: API tokens (KIND api: name, owner, expiry) and join
 tokens (KIND join: pinned labels, keys agents may set, uses). Expired tokens
-are listed until removed with 'gantry token rm'.`,
-		Example: "  gantry token ls\n  gantry token ls --api\n  gantry token ls --join -o json",
+are listed until removed with 'gantry token rm'.
+
+Join tokens gantry makes itself (one per machine an environment creates,
+one per 'gantry server --dev' agent) are internal: hidden unless --all,
+with their owner (e.g. env:dev/group.web[1]) in the OWNER column. They
+are deleted when their machine is destroyed.`,
+		Example: "  gantry token ls\n  gantry token ls --api\n  gantry token ls --join -o json\n  gantry token ls --all      # with the environments' per-machine tokens",
 		Args:    exactArgs(),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return a.runTokenList(cmd.Context(), o) },
 	}
 	cmd.Flags().BoolVar(&o.API, "api", false, "list only API tokens")
 	cmd.Flags().BoolVar(&o.Join, "join", false, "list only join tokens")
+	cmd.Flags().BoolVar(&o.All, "all", false, "also list internal join tokens (per-machine tokens of environments and dev agents)")
 	return cmd
 }
 
@@ -122,6 +135,7 @@ func (a *app) runTokenList(ctx context.Context, o tokenListOptions) error {
 		return err
 	}
 	var items []tokenItem
+	hidden := 0
 	if !o.Join {
 		ts, err := c.ListAPITokens(ctx)
 		if err != nil {
@@ -137,12 +151,21 @@ func (a *app) runTokenList(ctx context.Context, o tokenListOptions) error {
 			return err
 		}
 		for _, t := range ts {
+			if t.Internal && !o.All {
+				hidden++
+				continue
+			}
 			exp := t.ExpiresAt
-			items = append(items, tokenItem{Kind: tokenKindJoin, ID: t.ID, Labels: t.Labels, AgentLabels: t.AgentLabels, MaxUses: &t.MaxUses, Uses: &t.Uses, ExpiresAt: &exp, CreatedAt: t.CreatedAt})
+			items = append(items, tokenItem{Kind: tokenKindJoin, ID: t.ID, Labels: t.Labels, AgentLabels: t.AgentLabels, MaxUses: &t.MaxUses, Uses: &t.Uses, ExpiresAt: &exp, CreatedAt: t.CreatedAt,
+				Internal: t.Internal, Owner: t.Owner})
 		}
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].CreatedAt.Before(items[j].CreatedAt) })
 	now := a.now()
+	if hidden > 0 && !a.jsonOutput() {
+		// On stderr, so that scripts reading the table get rows only.
+		defer fmt.Fprintf(a.stderr, "(%s hidden; --all shows them)\n", plural(hidden, "internal token"))
+	}
 	return emitList(a, items, "No tokens.", func(w io.Writer) error {
 		t := newTable(w, "KIND", "ID", "NAME", "OWNER", "LABELS", "USES", "EXPIRES", "CREATED")
 		for _, it := range items {

@@ -46,7 +46,7 @@ func (e *Engine) NewSchedule(s api.Schedule) (api.Schedule, error) {
 	s.TimeoutSeconds = spec.TimeoutSeconds
 	s.ID = ids.New("s")
 	s.CreatedAt = now
-	s.LastRunAt, s.LastJobID = nil, "" // the server's to set, not the client's
+	s.LastRunAt, s.LastJobID, s.UpdatedAt = nil, "", nil // the server's to set, not the client's
 	next := c.Next(s.CreatedAt)
 	s.NextRunAt = &next
 	return s, nil
@@ -84,6 +84,9 @@ func (e *Engine) runDueSchedules(ctx context.Context) {
 	}
 	now := e.now().UTC()
 	for _, s := range scheds {
+		if s.Disabled {
+			continue
+		}
 		c, err := ParseCron(s.Cron)
 		if err != nil {
 			continue
@@ -91,6 +94,10 @@ func (e *Engine) runDueSchedules(ctx context.Context) {
 		since := s.CreatedAt
 		if s.LastRunAt != nil && s.LastRunAt.After(since) {
 			since = *s.LastRunAt
+		}
+		// Slots before the last change are not the new settings' to run.
+		if s.UpdatedAt != nil && s.UpdatedAt.After(since) {
+			since = *s.UpdatedAt
 		}
 		if limit := now.Add(-24 * time.Hour); since.Before(limit) {
 			since = limit // bound the walk over missed slots
@@ -116,11 +123,52 @@ func (e *Engine) runDueSchedules(ctx context.Context) {
 // WithNextRun fills a schedule's next run time from its expression.
 func (e *Engine) WithNextRun(s api.Schedule) api.Schedule {
 	c, err := ParseCron(s.Cron)
-	if err != nil {
+	if err != nil || s.Disabled {
+		s.NextRunAt = nil
 		return s
 	}
 	from := e.now().UTC()
 	next := c.Next(from)
 	s.NextRunAt = &next
 	return s
+}
+
+// UpdateSchedule validates a change of schedule s (nil fields of req are
+// left as they are) and returns the schedule to store: its runs so far are
+// kept, UpdatedAt is now, and slots before now are not run for the new
+// settings. A new expression must respect Config.MinScheduleInterval, like
+// NewSchedule's.
+func (e *Engine) UpdateSchedule(s api.Schedule, req api.UpdateScheduleRequest) (api.Schedule, error) {
+	now := e.now().UTC()
+	if req.Cron != nil {
+		if _, err := validate.Schedule("cron", *req.Cron, e.cfg.MinScheduleInterval, now); err != nil {
+			return s, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		s.Cron = *req.Cron
+	}
+	if req.Selector != nil {
+		s.Selector = *req.Selector
+	}
+	if req.Script != nil {
+		s.Script = *req.Script
+	}
+	if req.Concurrency != nil {
+		s.Concurrency = *req.Concurrency
+	}
+	if req.TimeoutSeconds != nil {
+		s.TimeoutSeconds = *req.TimeoutSeconds
+	}
+	if req.User != nil {
+		s.User = *req.User
+	}
+	if req.Disabled != nil {
+		s.Disabled = *req.Disabled
+	}
+	spec := specOf(s)
+	if err := ValidateSpec(&spec); err != nil {
+		return s, err
+	}
+	s.TimeoutSeconds = spec.TimeoutSeconds
+	s.UpdatedAt = &now
+	return e.WithNextRun(s), nil
 }

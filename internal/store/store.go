@@ -222,6 +222,10 @@ type Store interface {
 	// DeleteJoinToken removes a join token (ErrNotFound if no token has
 	// the id); hosts enrolled with it stay enrolled.
 	DeleteJoinToken(ctx context.Context, id string) error
+	// DeleteJoinTokensOf removes every join token whose Owner is owner
+	// (never those of owner ""), used or not, and returns how many it
+	// removed: the machine they were made for is gone.
+	DeleteJoinTokensOf(ctx context.Context, owner string) (int, error)
 
 	// Idempotency keys
 	// ClaimIdempotencyKey stores k (ResourceID "") if no unexpired record
@@ -263,6 +267,10 @@ type Store interface {
 	ListSchedules(ctx context.Context) ([]api.Schedule, error)
 	GetSchedule(ctx context.Context, id string) (api.Schedule, error)
 	DeleteSchedule(ctx context.Context, id string) error
+	// UpdateSchedule replaces the cron expression, selector, script,
+	// concurrency, timeout, user, Disabled and UpdatedAt of the schedule
+	// with s.ID (ErrNotFound if none); its runs so far are kept.
+	UpdateSchedule(ctx context.Context, s api.Schedule) error
 	// MarkScheduleRun records that the schedule fired at `at` for `slot`
 	// (the cron time it fired for) and created job jobID. It returns false
 	// without writing if that slot was already recorded, so that two
@@ -288,6 +296,13 @@ type Store interface {
 	// ListRevisions returns an application's revisions, newest first,
 	// without their appspec text.
 	ListRevisions(ctx context.Context, app string) ([]api.Revision, error)
+	// DeleteApplication removes an application with its groups, their
+	// deployments and host revisions, its revisions, and the stored
+	// bundles no other application's revision uses, in one transaction.
+	// ErrNotFound if it does not exist; ErrConflict (naming the
+	// deployment) while one of its deployments is not final. Whether the
+	// application is in use is the caller's to judge.
+	DeleteApplication(ctx context.Context, name string) error
 
 	// Blobs: content-addressed byte streams (revision bundles).
 	// PutBlob stores r under digest (the caller has verified it) in one
@@ -307,6 +322,11 @@ type Store interface {
 	// ListGroups returns an application's groups ordered by name, or every
 	// group (ordered by app, then name) when app is "".
 	ListGroups(ctx context.Context, app string) ([]api.DeploymentGroup, error)
+	// DeleteGroup removes a deployment group with its deployments and its
+	// hosts' revisions, in one transaction. ErrNotFound if it does not
+	// exist; ErrConflict (naming the deployment) while a deployment to it
+	// is not final.
+	DeleteGroup(ctx context.Context, app, name string) error
 	// CreateDeployment stores a deployment and its hosts in one
 	// transaction. ErrConflict if the id exists or if the group has a
 	// deployment that is not final (one at a time per group).

@@ -255,7 +255,7 @@ func (s *Store) CreateDeployment(ctx context.Context, d api.Deployment, hosts []
 			ns(d.CreatedAt), nsp(d.FinishedAt))
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
-				return fmt.Errorf("%w: id exists or group %s has an unfinished deployment (%v)", store.ErrConflict, d.GroupID, err)
+				return fmt.Errorf("deployment %s: id exists or group %s has an unfinished deployment: %w", d.ID, d.GroupID, &conflictError{cause: err})
 			}
 			return err
 		}

@@ -12,24 +12,24 @@ import (
 )
 
 const scheduleCols = `id, cron, selector, script, concurrency, timeout_seconds, run_as, created_at,
-last_run_at, next_run_at, last_job_id`
+last_run_at, next_run_at, last_job_id, disabled, updated_at`
 
 func scanSchedule(sc scanner) (api.Schedule, error) {
 	var (
-		sch                    api.Schedule
-		created, last, nextRun sql.NullInt64
+		sch                             api.Schedule
+		created, last, nextRun, updated sql.NullInt64
 	)
 	err := sc.Scan(&sch.ID, &sch.Cron, &sch.Selector, &sch.Script, &sch.Concurrency, &sch.TimeoutSeconds,
-		&sch.User, &created, &last, &nextRun, &sch.LastJobID)
-	sch.CreatedAt, sch.LastRunAt, sch.NextRunAt = tm(created), tmp(last), tmp(nextRun)
+		&sch.User, &created, &last, &nextRun, &sch.LastJobID, &sch.Disabled, &updated)
+	sch.CreatedAt, sch.LastRunAt, sch.NextRunAt, sch.UpdatedAt = tm(created), tmp(last), tmp(nextRun), tmp(updated)
 	return sch, err
 }
 
 // CreateSchedule stores a schedule; ErrConflict if the id exists.
 func (s *Store) CreateSchedule(ctx context.Context, sch api.Schedule) error {
-	_, err := s.exec(ctx, "INSERT INTO schedules ("+scheduleCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := s.exec(ctx, "INSERT INTO schedules ("+scheduleCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		sch.ID, sch.Cron, sch.Selector, sch.Script, sch.Concurrency, sch.TimeoutSeconds, sch.User,
-		ns(sch.CreatedAt), nsp(sch.LastRunAt), nsp(sch.NextRunAt), sch.LastJobID)
+		ns(sch.CreatedAt), nsp(sch.LastRunAt), nsp(sch.NextRunAt), sch.LastJobID, sch.Disabled, nsp(sch.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("create schedule %s: %w", sch.ID, err)
 	}

@@ -65,10 +65,25 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // conflict turns unique violations into store.ErrConflict.
 func (s *Store) conflict(err error) error {
 	if err != nil && s.d.IsUniqueViolation(err) {
-		return fmt.Errorf("%w (%v)", store.ErrConflict, err)
+		return &conflictError{cause: err}
 	}
 	return err
 }
+
+// conflictError is a unique violation: it reads as store.ErrConflict
+// ("already exists") and keeps the driver's error for errors.As and for
+// logs, but not in its text, which callers prefix with what already exists
+// and which may reach users ("UNIQUE constraint failed: applications.name
+// (1555)" tells a user nothing).
+type conflictError struct{ cause error }
+
+func (e *conflictError) Error() string { return store.ErrConflict.Error() }
+
+// Is makes the error match store.ErrConflict.
+func (e *conflictError) Is(target error) bool { return target == store.ErrConflict }
+
+// Unwrap returns the driver's error.
+func (e *conflictError) Unwrap() error { return e.cause }
 
 // exec runs one write statement outside a transaction and returns the number
 // of rows it changed.

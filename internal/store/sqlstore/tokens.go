@@ -100,8 +100,8 @@ func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinTokenRecord) er
 		agent, err = json.Marshal(nonNil(t.AgentLabels))
 	}
 	if err == nil {
-		_, err = s.exec(ctx, `INSERT INTO join_tokens (id, hash, labels, agent_labels, expires_at, max_uses, uses, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Hash, lbl, string(agent), ns(t.ExpiresAt), t.MaxUses, t.Uses, ns(t.CreatedAt))
+		_, err = s.exec(ctx, `INSERT INTO join_tokens (id, hash, labels, agent_labels, expires_at, max_uses, uses, created_at, internal, owner)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Hash, lbl, string(agent), ns(t.ExpiresAt), t.MaxUses, t.Uses, ns(t.CreatedAt), t.Internal, t.Owner)
 	}
 	if err != nil {
 		return fmt.Errorf("create join token %s: %w", t.ID, err)
@@ -117,7 +117,7 @@ func nonNil(s []string) []string {
 	return s
 }
 
-const joinTokenCols = "id, hash, labels, agent_labels, expires_at, max_uses, uses, created_at"
+const joinTokenCols = "id, hash, labels, agent_labels, expires_at, max_uses, uses, created_at, internal, owner"
 
 func scanJoinToken(sc scanner) (store.JoinTokenRecord, error) {
 	var (
@@ -125,7 +125,7 @@ func scanJoinToken(sc scanner) (store.JoinTokenRecord, error) {
 		lbl, agent       string
 		expires, created sql.NullInt64
 	)
-	if err := sc.Scan(&t.ID, &t.Hash, &lbl, &agent, &expires, &t.MaxUses, &t.Uses, &created); err != nil {
+	if err := sc.Scan(&t.ID, &t.Hash, &lbl, &agent, &expires, &t.MaxUses, &t.Uses, &created, &t.Internal, &t.Owner); err != nil {
 		return t, err
 	}
 	var err error

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ func testAppsCreateGetList(t *testing.T, s store.Store) {
 	}
 	if err := s.CreateApplication(ctx, api.Application{Name: "web"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("duplicate application: %v, want ErrConflict", err)
+	} else if msg := err.Error(); !strings.HasSuffix(msg, "already exists") || strings.Contains(msg, "constraint") {
+		// The message may reach users: the driver's text stays out of it.
+		t.Errorf("duplicate application: %q, want it to end in \"already exists\" without the driver's text", msg)
 	}
 	a, err := s.GetApplication(ctx, "api")
 	ok(t, err, "GetApplication")
