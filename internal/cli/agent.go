@@ -94,6 +94,16 @@ for bundle downloads. A plain http:// server is refused unless --insecure.`,
 				o.JoinToken = os.Getenv("GANTRY_JOIN_TOKEN")
 			}
 			insecure, _ := cmd.Flags().GetBool("insecure")
+			// Scripts run in other directories: every path the agent hands
+			// them (its context files, revisions) must be absolute.
+			if o.DataDir, err = filepath.Abs(o.DataDir); err != nil {
+				return usageErrorf("--data-dir: %v", err)
+			}
+			if o.InstallRoot != "" {
+				if o.InstallRoot, err = filepath.Abs(o.InstallRoot); err != nil {
+					return usageErrorf("--install-root: %v", err)
+				}
+			}
 			err = agent.Run(cmd.Context(), agent.Config{
 				Server: srvURL, BusURLs: splitNonEmpty(o.BusURL), JoinToken: o.JoinToken, Name: o.Name, Labels: labels,
 				DataDir: o.DataDir, Version: Version, Log: log,

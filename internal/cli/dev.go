@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,11 +22,19 @@ type devAgent struct {
 	name, labels string
 }
 
+// devAgents are named so that no environment's machine can ever take
+// their names: machine names are "<env>-<group>-<index>" or "<env>-<host>"
+// (config.MachineName), always with a '-', and these have none.
 var devAgents = []devAgent{
-	{"dev-web-1", "role=web"},
-	{"dev-web-2", "role=web"},
-	{"dev-db-1", "role=db"},
+	{"web1", "role=web"},
+	{"web2", "role=web"},
+	{"db1", "role=db"},
 }
+
+// oldDevAgents are the dev agents' names before issue 10: an environment
+// named "dev" made machines of the same names. A data directory from then
+// has them enrolled; startDevAgents retires them.
+var oldDevAgents = []string{"dev-web-1", "dev-web-2", "dev-db-1"}
 
 // devFleet is the running dev agents.
 type devFleet struct {
@@ -48,6 +57,9 @@ func startDevAgents(ctx context.Context, srv *server.Server, token, dataDir stri
 		if err := c.PinCA(fp); err != nil {
 			return nil, err
 		}
+	}
+	if err := retireOldDevAgents(ctx, c, dataDir, log); err != nil {
+		return nil, err
 	}
 	joinTokens, err := devJoinTokens(ctx, c)
 	if err != nil {
@@ -111,6 +123,49 @@ func startDevAgents(ctx context.Context, srv *server.Server, token, dataDir stri
 	}
 }
 
+// retireOldDevAgents revokes the dev agents of a data directory made
+// before they were renamed (oldDevAgents), so that they do not stay in the
+// inventory as offline role=web and role=db hosts that jobs and
+// deployments would wait for. A host is one of them only if this data
+// directory has its agent's directory and it is no environment's machine.
+func retireOldDevAgents(ctx context.Context, c *api.Client, dataDir string, log *slog.Logger) error {
+	var old []string
+	for _, name := range oldDevAgents {
+		if _, err := os.Stat(filepath.Join(dataDir, "dev-agents", name)); err == nil {
+			old = append(old, name)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	hosts, err := c.ListHosts(ctx, "", false)
+	if err != nil {
+		return fmt.Errorf("list dev agents: %w", err)
+	}
+	for _, name := range old {
+		for _, h := range hosts {
+			if h.Name != name || h.Labels["gantry.env"] != "" {
+				continue
+			}
+			if err := c.RemoveHost(ctx, h.ID); err != nil {
+				return fmt.Errorf("retire old dev agent %s: %w", name, err)
+			}
+			log.Info("retired an old dev agent (dev agents are now "+devAgentNames()+")", "host", name)
+		}
+		_ = os.RemoveAll(filepath.Join(dataDir, "dev-agents", name))
+	}
+	return nil
+}
+
+// devAgentNames lists the dev agents' names.
+func devAgentNames() string {
+	names := make([]string, len(devAgents))
+	for i, a := range devAgents {
+		names[i] = a.name
+	}
+	return strings.Join(names, ", ")
+}
+
 // devJoinTokens creates, through the API, a join token for each dev agent
 // the server does not know yet (one use, valid 10 minutes, the agent's
 // labels pinned), and returns the secrets by agent name. Agents already
@@ -133,7 +188,7 @@ func devJoinTokens(ctx context.Context, c *api.Client) (map[string]string, error
 		if err != nil {
 			return nil, err
 		}
-		jt, err := c.CreateJoinToken(ctx, api.CreateJoinTokenRequest{TTLSeconds: 600, MaxUses: 1, Labels: labels})
+		jt, err := c.CreateJoinToken(ctx, api.CreateJoinTokenRequest{TTLSeconds: 600, MaxUses: 1, Labels: labels, Internal: true, Owner: "dev:" + a.name})
 		if err != nil {
 			return nil, fmt.Errorf("join token for dev agent %s: %w", a.name, err)
 		}

@@ -84,8 +84,13 @@ certificates cover the listen and advertise addresses, localhost and every
 with --tls-cert, --tls-key and --tls-ca.
 
 --dev runs everything on its embedded defaults plus three local agents
-(dev-web-1, dev-web-2 with role=web; dev-db-1 with role=db) as child
-processes: no Docker, no root, no external service.`,
+(web1, web2 with role=web; db1 with role=db) as child processes: no Docker,
+no root, no external service. Their names cannot be an environment's
+machine names (those are ENV-GROUP-N), so any --env is safe beside them.
+
+Relative paths (--data-dir, --agent-binary, --tls-*) are resolved against
+the working directory at start: machines and agents the server starts get
+absolute ones.`,
 		Example: `  # Try gantry on one machine
   gantry server --dev
 
@@ -97,7 +102,7 @@ processes: no Docker, no root, no external service.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd, o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataDir, "data-dir", "gantry-data", "directory for the SQLite database, the signing key and dev-mode agents")
+	f.StringVar(&o.DataDir, "data-dir", "gantry-data", "directory for the SQLite database, the signing key and dev-mode agents (a relative path is resolved against the working directory at start)")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:7070", "HTTP `address` of the API")
 	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:7422", "`address` of the embedded NATS server that agents connect to")
 	f.StringVar(&o.NATSAdvertise, "nats-advertise", "", "bus `URL` given to agents (default tls://<nats-listen>; nats:// with --tls=false); its host is put in the serving certificate")
@@ -106,7 +111,7 @@ processes: no Docker, no root, no external service.`,
 	f.DurationVar(&o.Heartbeat, "heartbeat", 5*time.Second, "agent heartbeat interval; a host is offline after 3 missed")
 	f.DurationVar(&o.MinScheduleInterval, "min-schedule-interval", validate.DefaultMinScheduleInterval, "shortest `interval` between two runs of a new schedule (1s to 24h)")
 	f.StringVar(&o.AgentBinary, "agent-binary", "", "static gantry `binary` that environments install as the agent on new machines (default: this binary; it must be built with CGO_ENABLED=0 to run in containers)")
-	f.BoolVar(&o.Dev, "dev", false, "dev mode: also start 3 local agents (role=web ×2, role=db ×1)")
+	f.BoolVar(&o.Dev, "dev", false, "dev mode: also start 3 local agents: web1, web2 (role=web) and db1 (role=db)")
 	f.BoolVar(&o.TLS, "tls", true, "serve the API and the bus with TLS; --tls=false only behind a TLS-terminating proxy on a trusted network (agents and the CLI then need --insecure)")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serving certificate `file` (PEM, may hold the chain) instead of one from gantry's own CA; needs --tls-key and --tls-ca")
 	f.StringVar(&o.TLSKey, "tls-key", "", "private key `file` (PEM) of --tls-cert")
@@ -129,6 +134,15 @@ func runServer(cmd *cobra.Command, o serverOptions) error {
 	}
 	if o.Database == "" {
 		o.Database = os.Getenv("GANTRY_DATABASE_URL")
+	}
+	// Resolved once, here: the dev agents, the local provider's machines
+	// and every other process the server starts run in directories of
+	// their own (server.Config resolves its paths the same way).
+	if o.DataDir == "" {
+		return usageErrorf("--data-dir: want a directory")
+	}
+	if o.DataDir, err = filepath.Abs(o.DataDir); err != nil {
+		return fmt.Errorf("--data-dir: make the path absolute: %w", err)
 	}
 	started := time.Now()
 	cfg := server.Config{
@@ -199,7 +213,7 @@ Try it (in another terminal):
   gantry hosts ls
   gantry run --selector role=web -- 'echo "hello from $GANTRY_HOST_NAME"; uname -sr'
   gantry jobs ls
-  gantry up examples/local --env try      # an environment of local machines
+  gantry up examples/local --env demo     # an environment of local machines
 
 Press Ctrl-C to stop.
 `, took.Seconds(), url, orDash(fp), token, strings.Join(agents, ", "), export)

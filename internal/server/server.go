@@ -77,6 +77,28 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// absolutePaths resolves the configured paths against the working
+// directory once, at start: the server hands them (and paths under them)
+// to providers and agents, which run in directories of their own, so a
+// relative --data-dir (`make dev`'s default ./gantry-data) or
+// --agent-binary would point elsewhere for them.
+func (cfg *Config) absolutePaths() error {
+	for _, p := range []struct {
+		flag string
+		path *string
+	}{{"--data-dir", &cfg.DataDir}, {"--agent-binary", &cfg.AgentBinary}, {"--tls-cert", &cfg.TLSCert}, {"--tls-key", &cfg.TLSKey}, {"--tls-ca", &cfg.TLSCA}} {
+		if *p.path == "" || filepath.IsAbs(*p.path) {
+			continue
+		}
+		abs, err := filepath.Abs(*p.path)
+		if err != nil {
+			return fmt.Errorf("%s %s: make the path absolute: %w", p.flag, *p.path, err)
+		}
+		*p.path = abs
+	}
+	return nil
+}
+
 // Server is a running control plane.
 type Server struct {
 	cfg    Config
@@ -106,6 +128,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.absolutePaths(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)
@@ -227,12 +252,17 @@ func (s *Server) newInfra() (*infra.Engine, error) {
 	if urls := s.bus.AgentURLs(); len(urls) > 0 {
 		busURL = urls[0]
 	}
-	newToken := func(ctx context.Context, labels map[string]string, ttl time.Duration) (string, error) {
+	newToken := func(ctx context.Context, owner string, labels map[string]string, ttl time.Duration) (string, error) {
 		secret := ids.Secret("gjt")
 		now := time.Now().UTC()
 		err := s.st.CreateJoinToken(ctx, store.JoinTokenRecord{Hash: httpapi.HashToken(secret), JoinToken: api.JoinToken{
-			ID: ids.New("jt"), Labels: labels, ExpiresAt: now.Add(ttl), MaxUses: 1, CreatedAt: now}})
+			ID: ids.New("jt"), Labels: labels, ExpiresAt: now.Add(ttl), MaxUses: 1, CreatedAt: now, Internal: true, Owner: owner}})
 		return pki.FormatJoinToken(secret, s.CAFingerprint()), err
+	}
+	voidTokens := func(ctx context.Context, owner string) {
+		if _, err := s.st.DeleteJoinTokensOf(ctx, owner); err != nil {
+			s.log.Warn("void the join tokens of a deleted machine", "owner", owner, "err", err)
+		}
 	}
 	revoke := func(hostID string) {
 		if h, err := s.st.GetHost(context.Background(), hostID); err == nil {
@@ -242,7 +272,7 @@ func (s *Server) newInfra() (*infra.Engine, error) {
 	}
 	return infra.New(s.st, s.fleet, s.deploy, infra.Config{
 		DataDir: filepath.Join(s.cfg.DataDir, "infra"), Agent: provider.Agent{Binary: bin, ServerURL: s.URL(), BusURL: busURL, Insecure: s.tls == nil},
-		Revoke: revoke, NewJoinToken: newToken,
+		Revoke: revoke, NewJoinToken: newToken, VoidJoinTokens: voidTokens,
 	}, s.log), nil
 }
 

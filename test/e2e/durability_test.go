@@ -91,7 +91,7 @@ func TestDevMode(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Logf("dev mode took %s to be ready (goal: 5 s; CI machines are slower)", took)
 	}
-	if !strings.Contains(p.out.String(), "dev-web-1 (role=web)") {
+	if !strings.Contains(p.out.String(), "web1 (role=web)") {
 		t.Errorf("banner lacks the agents:\n%s", p.out)
 	}
 	// The banner's export line is what a user pastes: it pins the CA.
@@ -115,7 +115,7 @@ func TestDevMode(t *testing.T) {
 	}
 	r = runCLI(t, env, "run", "--selector", "role=web", "--", `echo "hi $GANTRY_HOST_NAME"`)
 	r.ok(t)
-	if !strings.Contains(r.stdout, "dev-web-1 | hi dev-web-1") || !strings.Contains(r.stdout, "dev-web-2 | hi dev-web-2") {
+	if !strings.Contains(r.stdout, "web1 | hi web1") || !strings.Contains(r.stdout, "web2 | hi web2") {
 		t.Errorf("dev run:\n%s", r.stdout)
 	}
 	// SIGTERM stops the server and its agents.

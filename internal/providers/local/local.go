@@ -46,6 +46,21 @@ func init() {
 	})
 }
 
+// absPath returns p made absolute against the working directory. The
+// server hands the provider absolute paths; this guards against a caller
+// that did not, since an agent runs in its machine's directory and would
+// resolve a relative path (its data dir, its install root, the context
+// file of every job) against that instead.
+func absPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
 // Local is the local provider.
 type Local struct {
 	dir string
@@ -53,8 +68,9 @@ type Local struct {
 
 var _ provider.Provider = (*Local)(nil)
 
-// New returns a provider keeping its machines under dir.
-func New(dir string) *Local { return &Local{dir: dir} }
+// New returns a provider keeping its machines under dir (made absolute:
+// the agents it starts run in directories of their own).
+func New(dir string) *Local { return &Local{dir: absPath(dir)} }
 
 // meta is what a machine's directory records about it.
 type meta struct {
@@ -103,7 +119,11 @@ func (l *Local) CreateMachine(ctx context.Context, m provider.Machine) (provider
 	if m.Agent.Insecure {
 		args = append(args, "--insecure")
 	}
-	c := exec.Command(m.Agent.Binary, args...)
+	bin := m.Agent.Binary
+	if strings.ContainsRune(bin, filepath.Separator) {
+		bin = absPath(bin) // a bare name is looked up in PATH; a relative path would be taken from the machine's directory
+	}
+	c := exec.Command(bin, args...)
 	// A minimal environment: the server's (its admin token included) would
 	// be readable by every job through /proc/$PPID/environ. The join token
 	// goes through the environment, never the command line.
@@ -112,7 +132,7 @@ func (l *Local) CreateMachine(ctx context.Context, m provider.Machine) (provider
 	c.Dir = dir
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.Start(); err != nil {
-		return provider.MachineState{}, fmt.Errorf("local: start agent %s: %w", m.Agent.Binary, err)
+		return provider.MachineState{}, fmt.Errorf("local: start agent %s: %w", bin, err)
 	}
 	pid := c.Process.Pid
 	go func() { _ = c.Wait() }() // reap it if it ends while the server runs

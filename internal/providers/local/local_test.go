@@ -14,7 +14,9 @@ import (
 
 // fakeAgent is a stand-in agent binary: it records its arguments and the
 // join token it got, then waits to be stopped.
-const fakeAgent = "#!/bin/sh\necho \"$@\" > args\necho \"$GANTRY_JOIN_TOKEN\" > token\nsleep 600\n"
+// Each file is written whole (renamed into place), so that a reader never
+// sees half of it.
+const fakeAgent = "#!/bin/sh\necho \"$@\" > args.tmp && mv args.tmp args\necho \"$GANTRY_JOIN_TOKEN\" > token.tmp && mv token.tmp token\nsleep 600\n"
 
 func TestMachineLifecycle(t *testing.T) {
 	dir := t.TempDir()
@@ -82,5 +84,47 @@ func TestMachineLifecycle(t *testing.T) {
 	}
 	if _, err := l.CreateMachine(ctx, provider.Machine{Name: "../escape"}); err == nil {
 		t.Fatal("a machine name with a slash was accepted")
+	}
+}
+
+// Paths given relative (a server started with `--data-dir gantry-data`,
+// `--agent-binary ./bin/gantry`) reach the agent absolute: it runs in its
+// machine's directory, where they would point elsewhere.
+func TestRelativePathsReachTheAgentAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.MkdirAll("bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("bin", "fake-agent"), []byte(fakeAgent), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := New(filepath.Join("gantry-data", "machines"))
+	ctx := context.Background()
+	if _, err := l.CreateMachine(ctx, provider.Machine{Env: "dev", Group: "web", Resource: "group.web[0]", Name: "dev-web-0",
+		Agent: provider.Agent{Binary: "./" + filepath.Join("bin", "fake-agent"), ServerURL: "http://127.0.0.1:7070", JoinToken: "gjt_secret", Name: "dev-web-0"}}); err != nil {
+		t.Fatalf("CreateMachine with a relative directory and binary: %v", err)
+	}
+	t.Cleanup(func() { _ = l.DeleteMachine(ctx, "dev-web-0") })
+	mdir := filepath.Join(dir, "gantry-data", "machines", "dev-web-0")
+	var args string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(mdir, "args")); err == nil {
+			args = strings.TrimSpace(string(b))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not start (a relative binary resolved in the machine's directory?)")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a file the child writes
+	}
+	for _, want := range []string{"--data-dir " + filepath.Join(mdir, "agent") + " ", "--install-root " + filepath.Join(mdir, "root")} {
+		if !strings.Contains(args+" ", want) {
+			t.Errorf("agent args %q lack the absolute %q", args, want)
+		}
+	}
+	if st, ok, err := l.ReadMachine(ctx, "dev-web-0"); err != nil || !ok || !st.Running {
+		t.Fatalf("ReadMachine = %+v %v %v, want running", st, ok, err)
 	}
 }
