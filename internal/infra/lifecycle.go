@@ -22,9 +22,11 @@ import (
 // deployment (the deployment engine, through a deployment group that
 // selects set-up machines), and configure on every machine of the
 // environment whenever a machine enters or leaves online, a burst of such
-// changes coalesced into one run (a run still going when the next starts
-// is marked superseded). Shutdown runs before a machine is destroyed (the
-// applier calls it).
+// changes coalesced into one run, one run at a time per environment (the
+// next starts once the one going has ended). Shutdown runs before a
+// machine is destroyed (the applier calls it), after configure ran on the
+// machines that stay without it (the applier marks it leaving and calls
+// configureNow).
 //
 // What it acts on is derived from durable records, so a restarted server
 // goes on where it was: a host's setup is the job "su-<host>" (created at
@@ -43,11 +45,16 @@ type lifecycle struct {
 	changed  map[string]time.Time // env -> when membership changed, pending configure
 	deployed map[string]bool      // group id/revision deployments started
 	seq      map[string]int
+	// leaving are the machines an apply is removing, by env and provider
+	// id: they show as PhaseShutdown, so that membership and the
+	// configure context leave them out before their shutdown runs.
+	leaving map[string]map[string]bool
 }
 
 func newLifecycle(e *Engine) *lifecycle {
 	return &lifecycle{e: e, byName: map[string]store.HostRecord{}, runs: map[string][]api.LifecycleRun{}, loaded: map[string]bool{},
-		members: map[string]string{}, changed: map[string]time.Time{}, deployed: map[string]bool{}, seq: map[string]int{}}
+		members: map[string]string{}, changed: map[string]time.Time{}, deployed: map[string]bool{}, seq: map[string]int{},
+		leaving: map[string]map[string]bool{}}
 }
 
 // maxRuns is how many lifecycle runs an environment keeps.
@@ -122,6 +129,7 @@ type machineView struct {
 	found bool
 	phase string
 	err   string
+	fail  *api.EnvFailure // why it failed (phase failed)
 	rev   string
 }
 
@@ -164,7 +172,7 @@ func (l *lifecycle) tickEnv(ctx context.Context, rec store.Environment, st *Stat
 		return err
 	}
 	for _, v := range views {
-		if err := l.advance(ctx, env, st, v); err != nil {
+		if err := l.advance(ctx, env, st, v, rec.Serial); err != nil {
 			l.e.log.Error("machine lifecycle", "env", env, "machine", v.r.Name, "err", err)
 		}
 	}
@@ -174,23 +182,28 @@ func (l *lifecycle) tickEnv(ctx context.Context, rec store.Environment, st *Stat
 	if err := l.updateRuns(ctx, env); err != nil {
 		return err
 	}
-	return l.maybeConfigure(ctx, env, st, views)
+	return l.maybeConfigure(ctx, env, st, views, rec.Serial)
 }
 
 // views derives every machine's phase.
 func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]store.HostRecord) ([]machineView, error) {
 	revs := map[string]map[string]store.HostRevision{}
 	groups := map[string]api.DeploymentGroup{}
-	failedBy := map[string]map[string]bool{} // group id/revision -> failed hosts
+	failedBy := map[string]map[string]*api.EnvFailure{} // group id/revision -> failed hosts
+	l.mu.Lock()
+	leaving := maps.Clone(l.leaving[st.Env])
+	l.mu.Unlock()
 	var out []machineView
 	for _, r := range st.allMachines() {
 		v := machineView{r: r}
-		v.host, v.found = byName[r.Name]
+		v.host, v.found = ownedHost(byName, st.Env, r) // a host of its name that is not its own is not the machine
 		var rec *GroupRecord
 		if g := st.Resources[groupAddress(r)]; g != nil {
 			rec = g.Spec
 		}
 		switch {
+		case leaving[r.ID]:
+			v.phase = api.PhaseShutdown
 		case !v.found:
 			v.phase = api.PhaseJoining
 		case v.host.Labels[LabelSetup] != "done":
@@ -198,6 +211,9 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 			if rec != nil && rec.Setup != "" {
 				if j, err := l.e.st.GetJob(ctx, setupJobID(v.host.ID)); err == nil && j.State == api.JobFinished && !jobSucceeded(j) {
 					v.phase, v.err = api.PhaseFailed, "setup failed: "+jobFailure(j)
+					if fs := jobFailures(j, "setup", r.Group); len(fs) > 0 {
+						v.fail = &fs[0]
+					}
 				}
 			}
 		case rec != nil && rec.App != "":
@@ -234,8 +250,10 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 				if _, ok := failedBy[fk]; !ok {
 					failedBy[fk] = l.failedHosts(ctx, g, rec.Revision)
 				}
-				if failedBy[fk][v.host.ID] {
-					v.phase, v.err = api.PhaseFailed, "deployment of "+rec.Revision+" failed on this machine (see `gantry deployments ls "+rec.App+"`)"
+				if f := failedBy[fk][v.host.ID]; f != nil {
+					fail := *f
+					fail.Group, fail.Machine = r.Group, r.Name
+					v.phase, v.err, v.fail = api.PhaseFailed, "deployment of "+rec.Revision+" failed on this machine ("+f.RunID+"): "+f.Error, &fail
 				}
 			}
 		default:
@@ -254,10 +272,11 @@ func (l *lifecycle) onlineOrNot(hostID string) string {
 }
 
 // failedHosts returns the hosts on which the group's latest finished
-// deployment of rev (the newest one that had them) failed. Views read it
-// once per group and tick, not once per machine.
-func (l *lifecycle) failedHosts(ctx context.Context, g api.DeploymentGroup, rev string) map[string]bool {
-	failed := map[string]bool{}
+// deployment of rev (the newest one that had them) failed, with why (the
+// hook that failed, its error and log). Views read it once per group and
+// tick, not once per machine.
+func (l *lifecycle) failedHosts(ctx context.Context, g api.DeploymentGroup, rev string) map[string]*api.EnvFailure {
+	failed := map[string]*api.EnvFailure{}
 	deps, err := l.e.st.ListDeployments(ctx, g.App, 50)
 	if err != nil {
 		return failed
@@ -274,15 +293,42 @@ func (l *lifecycle) failedHosts(ctx context.Context, g api.DeploymentGroup, rev 
 		for _, h := range full.Hosts {
 			if !decided[h.HostID] {
 				decided[h.HostID] = true
-				failed[h.HostID] = h.State == api.HostDeployFailed
+				if h.State == api.HostDeployFailed {
+					failed[h.HostID] = deployFailure(full, h)
+				}
 			}
 		}
 	}
 	return failed
 }
 
+// deployFailure says why a deployment failed on a host: its failed hook
+// with the hook's error and log tail, else the host's error.
+func deployFailure(d api.Deployment, h api.DeploymentHost) *api.EnvFailure {
+	f := &api.EnvFailure{Event: "deploy", Machine: h.HostName, RunID: d.ID, Error: h.Error}
+	for _, ev := range h.Events {
+		if ev.State != "failed" {
+			continue
+		}
+		code := ev.ExitCode
+		f.Step, f.ExitCode, f.LogTail = ev.Name, &code, strings.TrimRight(ev.LogTail, "\n")
+		msg := fmt.Sprintf("%s failed (exit %d)", ev.Name, ev.ExitCode)
+		if ev.Error != "" {
+			msg += ": " + ev.Error
+		}
+		if h.Error != "" && !strings.Contains(h.Error, ev.Error) {
+			msg += "; " + h.Error
+		}
+		f.Error = msg
+	}
+	if f.Error == "" {
+		f.Error = "failed (gantry deployments show " + d.ID + ")"
+	}
+	return f
+}
+
 // advance starts a machine's setup or marks it done.
-func (l *lifecycle) advance(ctx context.Context, env string, st *State, v machineView) error {
+func (l *lifecycle) advance(ctx context.Context, env string, st *State, v machineView, serial int64) error {
 	if !v.found || v.phase != api.PhaseSetup {
 		return nil
 	}
@@ -320,7 +366,7 @@ func (l *lifecycle) advance(ctx context.Context, env string, st *State, v machin
 		if _, err := l.e.runJob(ctx, id, rec.Setup, rec.SetupTimeout, []target{{v.host, envv, ctxJSON}}); err != nil {
 			return err
 		}
-		l.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "setup", State: "running", Hosts: []string{v.r.Name}, CreatedAt: l.e.now().UTC()})
+		l.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "setup", State: "running", Hosts: []string{v.r.Name}, Group: v.r.Group, Serial: serial, CreatedAt: l.e.now().UTC()})
 		return nil
 	case err != nil:
 		return err
@@ -388,20 +434,23 @@ func (l *lifecycle) lastDeployment(ctx context.Context, g api.DeploymentGroup) *
 	return nil
 }
 
-// membership is the signature of the online machines.
+// membership is the signature of the online machines (names and host
+// ids: a machine re-created under its name is a change) and their names.
 func membership(views []machineView) (string, []string) {
-	var names []string
+	var names, sig []string
 	for _, v := range views {
 		if v.phase == api.PhaseOnline {
 			names = append(names, v.r.Name)
+			sig = append(sig, v.r.Name+"="+v.host.ID)
 		}
 	}
 	sort.Strings(names)
-	return strings.Join(names, ","), names
+	sort.Strings(sig)
+	return strings.Join(sig, ","), names
 }
 
 // maybeConfigure fires configure once membership has settled.
-func (l *lifecycle) maybeConfigure(ctx context.Context, env string, st *State, views []machineView) error {
+func (l *lifecycle) maybeConfigure(ctx context.Context, env string, st *State, views []machineView, serial int64) error {
 	sig, online := membership(views)
 	now := l.e.now()
 	l.mu.Lock()
@@ -421,7 +470,10 @@ func (l *lifecycle) maybeConfigure(ctx context.Context, env string, st *State, v
 		l.mu.Unlock()
 		return nil
 	}
-	if now.Sub(at) < l.e.cfg.Debounce {
+	if now.Sub(at) < l.e.cfg.Debounce || l.configureBusyLocked(env, configureLimit(st)) {
+		// Configure runs one at a time per environment: an older run that
+		// ended after a newer one would leave the older membership in
+		// place (a load balancer without the newest machines).
 		l.mu.Unlock()
 		return nil
 	}
@@ -430,11 +482,15 @@ func (l *lifecycle) maybeConfigure(ctx context.Context, env string, st *State, v
 	l.seq[env]++
 	n := l.seq[env]
 	l.mu.Unlock()
-	return l.configure(ctx, env, st, views, online, n)
+	_, err := l.configure(ctx, env, st, views, online, sig, n, serial)
+	return err
 }
 
-// configure runs each group's configure script on its online machines.
-func (l *lifecycle) configure(ctx context.Context, env string, st *State, views []machineView, online []string, n int) error {
+// configure runs each group's configure script on its online machines
+// and returns the ids of the jobs it started. A job it could not start is
+// recorded as a failed run, so that the membership counts as configured
+// (the next change runs configure again).
+func (l *lifecycle) configure(ctx context.Context, env string, st *State, views []machineView, online []string, sig string, n int, serial int64) ([]string, error) {
 	l.supersede(ctx, env)
 	byGroup := map[string][]machineView{}
 	for _, v := range views {
@@ -443,7 +499,12 @@ func (l *lifecycle) configure(ctx context.Context, env string, st *State, views 
 		}
 	}
 	stamp := strconv.FormatInt(l.e.now().UnixNano(), 36)
-	ran := false
+	reason := "machines online: " + strings.Join(online, ", ")
+	if len(online) == 0 {
+		reason = "no machine online"
+	}
+	var ids []string
+	recorded := false
 	var errs []error
 	for _, addr := range slices.Sorted(maps.Keys(byGroup)) {
 		g := st.Resources[addr]
@@ -458,20 +519,142 @@ func (l *lifecycle) configure(ctx context.Context, env string, st *State, views 
 			names = append(names, v.r.Name)
 		}
 		id := fmt.Sprintf("cf-%s-%s-%d-%s", env, stamp, n, g.Group)
+		run := api.LifecycleRun{ID: id, Event: "configure", State: "running", Hosts: names, Online: online, Group: g.Group, Serial: serial,
+			Signature: sig, Reason: reason, CreatedAt: l.e.now().UTC()}
 		if _, err := l.e.runJob(ctx, id, g.Spec.Configure, g.Spec.ConfigureTimeout, ts); err != nil {
 			errs = append(errs, err)
-			continue
+			run.State, run.Reason, run.EndedAt = "failed", err.Error(), ptrTime(l.e.now().UTC())
+			for _, h := range names {
+				run.Failures = append(run.Failures, api.EnvFailure{Event: "configure", Group: g.Group, Machine: h, RunID: id, Error: "not started: " + err.Error()})
+			}
+		} else {
+			ids = append(ids, id)
 		}
-		ran = true
-		l.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "configure", State: "running", Hosts: names, Online: online,
-			Reason: "machines online: " + strings.Join(online, ", "), CreatedAt: l.e.now().UTC()})
+		recorded = true
+		l.addRun(ctx, env, run)
 	}
-	if !ran && len(errs) == 0 {
+	if !recorded {
 		// Nothing to run: remember the membership all the same.
 		l.addRun(ctx, env, api.LifecycleRun{ID: fmt.Sprintf("cf-%s-%s-%d", env, stamp, n), Event: "configure", State: "succeeded", Online: online,
-			Reason: "no configure script", CreatedAt: l.e.now().UTC(), EndedAt: ptrTime(l.e.now().UTC())})
+			Serial: serial, Signature: sig, Reason: "nothing to configure", CreatedAt: l.e.now().UTC(), EndedAt: ptrTime(l.e.now().UTC())})
 	}
-	return errors.Join(errs...)
+	return ids, errors.Join(errs...)
+}
+
+// leave marks machines (by provider id) as leaving the environment: from
+// now on they show as PhaseShutdown and are out of the membership and of
+// every script's context. unleave drops the marks (the apply is over).
+func (l *lifecycle) leave(env string, ids []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leaving[env] == nil {
+		l.leaving[env] = map[string]bool{}
+	}
+	for _, id := range ids {
+		l.leaving[env][id] = true
+	}
+}
+
+func (l *lifecycle) unleave(env string, ids []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		delete(l.leaving[env], id)
+	}
+	if len(l.leaving[env]) == 0 {
+		delete(l.leaving, env)
+	}
+}
+
+// configureNow runs configure at once (no debounce) if the membership of
+// st differs from the one configured last, and waits for its jobs (each
+// group's configure timeout plus a grace period). An apply calls it once
+// leaving machines are marked, so that their peers stop using them before
+// their shutdown runs. A failed configure is recorded (its run) and does
+// not stop the caller; the error is for a job that could not be waited for.
+func (l *lifecycle) configureNow(ctx context.Context, env string, st *State, serial int64) ([]string, error) {
+	hosts, err := l.e.st.ListHosts(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]store.HostRecord, len(hosts))
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	views, err := l.views(ctx, st, byName)
+	if err != nil {
+		return nil, err
+	}
+	sig, online := membership(views)
+	grace := configureLimit(st)
+	// A configure still going ends first (one at a time per environment).
+	for deadline := time.Now().Add(grace); ; {
+		if err := l.updateRuns(ctx, env); err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		busy := l.configureBusyLocked(env, grace)
+		l.mu.Unlock()
+		if !busy || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	l.mu.Lock()
+	last, known := l.members[env]
+	if !known {
+		last = l.lastConfiguredLocked(env)
+	}
+	if sig == last {
+		l.members[env] = last
+		l.mu.Unlock()
+		return nil, nil
+	}
+	l.members[env] = sig
+	delete(l.changed, env)
+	l.seq[env]++
+	n := l.seq[env]
+	l.mu.Unlock()
+	ids, err := l.configure(ctx, env, st, views, online, sig, n, serial)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range ids {
+		j, err := l.e.waitJob(ctx, id, grace)
+		l.finishRun(ctx, env, id, j)
+		if err != nil {
+			l.endRun(ctx, env, id, err.Error())
+			errs = append(errs, err)
+		}
+	}
+	return ids, errors.Join(errs...)
+}
+
+// progress says whether an environment's lifecycle work has settled:
+// every machine online or failed, the membership online now configured
+// (its configure run recorded), and no run still going (one that started
+// more than limit before now is taken as hung, not going).
+func progress(views []machineView, runs []api.LifecycleRun, limit time.Duration, now time.Time) *api.EnvProgress {
+	var pending []string
+	for _, v := range views {
+		if v.phase != api.PhaseOnline && v.phase != api.PhaseFailed {
+			pending = append(pending, fmt.Sprintf("%s (%s): %s", v.r.Address, v.r.Name, v.phase))
+		}
+	}
+	if sig, _ := membership(views); sig != lastConfigured(runs) {
+		pending = append(pending, "configure: the machines online changed; it runs once they settle")
+	}
+	for _, r := range runs {
+		if (r.State == "running" || r.State == "superseded") && r.EndedAt == nil && r.Event != "setup" && now.Sub(r.CreatedAt) < limit {
+			pending = append(pending, fmt.Sprintf("%s of group %s on %s (job %s): running", r.Event, r.Group, strings.Join(r.Hosts, ", "), r.ID))
+		}
+	}
+	return &api.EnvProgress{Settled: len(pending) == 0, Pending: pending}
 }
 
 // shutdown runs a machine's shutdown script and waits for it (its timeout
@@ -479,14 +662,16 @@ func (l *lifecycle) configure(ctx context.Context, env string, st *State, views 
 // without it.
 func (e *Engine) shutdown(ctx context.Context, env string, r *Resource, rec *GroupRecord) error {
 	h, err := e.st.GetHostByName(ctx, r.Name)
-	if err != nil {
+	if err != nil || !owns(h, env, r.Address) {
 		return fmt.Errorf("machine %s never joined: nothing to shut down", r.Name)
 	}
 	if !e.fl.HostOnline(h.ID) {
 		return fmt.Errorf("machine %s is offline: shutdown skipped", r.Name)
 	}
 	st := newState(env)
+	var serial int64
 	if b, err := e.st.GetEnvironment(ctx, env); err == nil {
+		serial = b.Serial
 		if s, err := decodeState(env, b.State); err == nil {
 			st = s
 		}
@@ -496,10 +681,11 @@ func (e *Engine) shutdown(ctx context.Context, env string, r *Resource, rec *Gro
 	if _, err := e.runJob(ctx, id, rec.Shutdown, rec.ShutdownTimeout, []target{{h, ev, c}}); err != nil {
 		return err
 	}
-	e.lc.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "shutdown", State: "running", Hosts: []string{r.Name}, CreatedAt: e.now().UTC()})
+	e.lc.addRun(ctx, env, api.LifecycleRun{ID: id, Event: "shutdown", State: "running", Hosts: []string{r.Name}, Group: r.Group, Serial: serial, CreatedAt: e.now().UTC()})
 	j, err := e.waitJob(ctx, id, time.Duration(rec.ShutdownTimeout)*time.Second+30*time.Second)
 	e.lc.finishRun(ctx, env, id, j)
 	if err != nil {
+		e.lc.endRun(ctx, env, id, err.Error())
 		return err
 	}
 	if !jobSucceeded(j) {
