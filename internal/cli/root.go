@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Version is gantry's version, set at build time with
@@ -31,6 +33,9 @@ const (
 	exitOK     = 0 // the command did what was asked
 	exitFailed = 1 // the command ran and failed (e.g. a host failed)
 	exitUsage  = 2 // bad flag, argument or flag value
+	// exitChanges is plan --detailed-exitcode's "the plan has changes"
+	// (Terraform's meaning; the same number as exitUsage, as in terraform).
+	exitChanges = 2
 )
 
 // Execute runs the gantry command line on os.Args and returns the process
@@ -55,6 +60,8 @@ type app struct {
 	now            func() time.Time
 	global         globalOptions
 	follow         followTuning
+	// args are the command line's arguments (for flag suggestions).
+	args []string
 }
 
 // globalOptions are the flags every command accepts.
@@ -85,6 +92,7 @@ func newApp(stdout, stderr io.Writer, env func(string) string) *app {
 // outcome to an exit code, printing errors to stderr. The server's 400
 // answers (a malformed selector or cron expression) count as usage errors.
 func (a *app) execute(ctx context.Context, args []string) int {
+	a.args = args
 	root := a.newRootCmd()
 	root.SetArgs(args)
 	root.SetOut(a.stdout)
@@ -98,6 +106,10 @@ func (a *app) execute(ctx context.Context, args []string) int {
 		return ex.code
 	}
 	fmt.Fprintf(a.stderr, "Error: %s\n", describeError(err))
+	var ce *codedError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
 	var ue *usageError
 	var se *api.StatusError
 	if errors.As(err, &ue) || (errors.As(err, &se) && se.Status == http.StatusBadRequest) {
@@ -115,7 +127,11 @@ func (a *app) newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "gantry",
 		Short: "Self-hosted DevOps platform: fleet, jobs, deployments, environments as code",
-		Long: `gantry runs scripts on your fleet of hosts and keeps an inventory of them.
+		Long: `gantry keeps an inventory of your hosts and runs scripts on them, now or on a
+schedule; deploys application revisions (CodeDeploy appspec.yml) to
+deployment groups, rolling or blue/green, with health gates and rollback; and
+creates environments from HCL definitions (plan, apply, up, scale, destroy),
+setting up and configuring their machines as they come and go.
 
 One binary is the control-plane server, the host agent and this client.
 Client commands need the server's URL and an API token, taken in this order
@@ -132,14 +148,18 @@ refused unless --insecure.`,
 
   # Enroll a host, then run a script on every web host
   gantry token create --labels role=web
-  gantry run --selector 'role=web' -- uptime`,
+  gantry run --selector 'role=web' -- uptime
+
+  # Create an environment from its definition, then remove it
+  gantry up examples/shop --env demo
+  gantry destroy examples/shop --env demo --auto-approve`,
 		Version:       Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          groupArgs,
 		RunE:          showHelp,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return flagError(cmd, err, a.args) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.global.Server, "server", "", "server `URL` (env GANTRY_SERVER; default from 'gantry login')")
 	pf.StringVar(&a.global.Token, "token", "", "API token `T` (env GANTRY_TOKEN; default from 'gantry login')")
@@ -152,15 +172,28 @@ refused unless --insecure.`,
 		}
 	}
 
-	root.AddCommand(
-		newServerCmd(),
-		newAgentCmd(),
-		a.newLoginCmd(),
+	root.AddGroup(
+		&cobra.Group{ID: groupFleet, Title: "Fleet:"},
+		&cobra.Group{ID: groupDeploy, Title: "Deployments:"},
+		&cobra.Group{ID: groupEnv, Title: "Environments:"},
+		&cobra.Group{ID: groupSetup, Title: "Server and setup:"},
+	)
+	root.SetHelpCommandGroupID(groupSetup)
+	root.SetCompletionCommandGroupID(groupSetup)
+	inGroup := func(id string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = id
+			root.AddCommand(c)
+		}
+	}
+	inGroup(groupFleet,
 		a.newHostsCmd(),
-		a.newTokenCmd(),
 		a.newRunCmd(),
 		a.newJobsCmd(),
 		a.newScheduleCmd(),
+		a.newTokenCmd(),
+	)
+	inGroup(groupDeploy,
 		a.newAppCmd(),
 		a.newPushCmd(),
 		a.newRevisionsCmd(),
@@ -168,15 +201,143 @@ refused unless --insecure.`,
 		a.newDeployCmd(),
 		a.newRollbackCmd(),
 		a.newDeploymentsCmd(),
+	)
+	inGroup(groupEnv,
 		a.newPlanCmd(),
 		a.newApplyCmd(),
-		a.newDestroyCmd(),
 		a.newUpCmd(),
 		a.newScaleCmd(),
+		a.newDestroyCmd(),
 		a.newEnvCmd(),
+	)
+	inGroup(groupSetup,
+		newServerCmd(),
+		newAgentCmd(),
+		a.newLoginCmd(),
 		a.newVersionCmd(),
 	)
+	acceptAutoApprove(root)
 	return root
+}
+
+// mutating names the commands that change something without asking for
+// confirmation; they accept --auto-approve (hidden, no effect), so that a
+// Terraform habit is not an error.
+var mutating = map[string]bool{"rm": true, "create": true, "update": true, "label": true, "stop": true,
+	"run": true, "push": true, "deploy": true, "rollback": true}
+
+// acceptAutoApprove adds the no-op --auto-approve to every mutating leaf
+// command of cmd that has no such flag of its own.
+func acceptAutoApprove(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		acceptAutoApprove(c)
+	}
+	if cmd.Runnable() && !cmd.HasSubCommands() && mutating[cmd.Name()] && cmd.Flags().Lookup("auto-approve") == nil {
+		cmd.Flags().Bool("auto-approve", false, "accepted for Terraform habits: this command does not ask for confirmation")
+		_ = cmd.Flags().MarkHidden("auto-approve")
+	}
+}
+
+// The groups of the root help.
+const (
+	groupFleet  = "fleet"
+	groupDeploy = "deploy"
+	groupEnv    = "env"
+	groupSetup  = "setup"
+)
+
+// codedError is printed like any error but ends the command with its own
+// exit code (plan --detailed-exitcode: a definition's errors exit 1, not 2).
+type codedError struct {
+	err  error
+	code int
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+// flagError turns pflag's parse errors into usage errors, suggesting the
+// closest flag for a mistyped one and the double-dash form for
+// Terraform's single-dash habit (-auto-approve, which pflag reads as the
+// shorthands -a -u -t …).
+func flagError(cmd *cobra.Command, err error, args []string) error {
+	msg := err.Error()
+	var names []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	switch {
+	case strings.HasPrefix(msg, "unknown flag: --"):
+		typed := strings.TrimPrefix(msg, "unknown flag: --")
+		if best := closestName(typed, names); best != "" {
+			msg += fmt.Sprintf(" (did you mean --%s?)", best)
+		}
+	case strings.HasPrefix(msg, "unknown shorthand flag: "):
+		// "unknown shorthand flag: 'a' in -auto-approve"
+		if i := strings.LastIndex(msg, " in -"); i >= 0 {
+			word := strings.TrimPrefix(msg[i+len(" in -"):], "-")
+			word, _, _ = strings.Cut(word, "=")
+			short := strings.TrimPrefix(msg[:i], "unknown shorthand flag: ")
+			msg = fmt.Sprintf("unknown shorthand flag %s in -%s", short, word)
+			if best := closestName(word, names); best != "" && len(word) > 1 {
+				msg += fmt.Sprintf(": did you mean --%s?", best)
+			}
+		}
+	default:
+		// -out FILE is read as -o (--output) with the value "ut".
+		if m := shorthandValueRE.FindStringSubmatch(msg); m != nil {
+			for _, arg := range args {
+				if arg == "--" {
+					break
+				}
+				word, _, _ := strings.Cut(strings.TrimPrefix(arg, "-"), "=")
+				if strings.HasPrefix(arg, "-"+m[1]) && len(word) > 1 {
+					if best := closestName(word, names); best != "" {
+						msg += fmt.Sprintf(" (%s was read as -%s %s: did you mean --%s?)", arg, m[1], strings.TrimPrefix(arg, "-"+m[1]), best)
+					}
+					break
+				}
+			}
+		}
+	}
+	return &usageError{errors.New(msg)}
+}
+
+// shorthandValueRE matches pflag's error for a bad value of a shorthand
+// flag, capturing the letter.
+var shorthandValueRE = regexp.MustCompile(`^invalid argument ".*" for "-([a-zA-Z0-9]), --`)
+
+// closestName is the name nearest to typed (Levenshtein distance at most
+// a third of its length, at least 2), or "".
+func closestName(typed string, names []string) string {
+	typed, _, _ = strings.Cut(typed, "=")
+	best, bestD := "", max(2, len(typed)/3)+1
+	for _, n := range names {
+		if d := levenshtein(typed, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// levenshtein is the edit distance between a and b.
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (a *app) newVersionCmd() *cobra.Command {
@@ -233,6 +394,16 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		}
 		if len(args) > len(names) {
 			return usageErrorf("unexpected argument %q", args[len(names)])
+		}
+		return nil
+	}
+}
+
+// maxArgs allows up to n positional arguments (a usage error beyond).
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageErrorf("unexpected argument %q", args[n])
 		}
 		return nil
 	}

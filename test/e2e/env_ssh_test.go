@@ -358,7 +358,7 @@ func envIfAny(c *cluster, name string) (api.Environment, bool) {
 	c.t.Helper()
 	r := c.gantry("env", "show", name, "-o", "json")
 	if r.code != 0 {
-		if strings.Contains(r.stderr, "no such environment") {
+		if strings.Contains(r.stderr, `environment "`+name+`" not found; environments:`) {
 			return api.Environment{}, false
 		}
 		c.t.Fatalf("env show %s: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)

@@ -1,8 +1,9 @@
 // Package planview renders an environment plan (api.Plan) for people, the
 // way `gantry plan` prints it: one block per resource with its action
 // symbol (+ create, ~ update in place, -/+ replace, - destroy), the
-// attributes that change (the ones forcing a replacement marked), the
-// outputs and a summary line. It is shared by the CLI and the engine's
+// attributes that change (the ones forcing a replacement marked) as typed
+// HCL-like values (numbers unquoted, objects as nested blocks, scripts
+// with a unified diff), the outputs and a summary line. It is shared by the CLI and the engine's
 // golden tests.
 package planview
 
@@ -34,6 +35,9 @@ func Symbol(action string) string {
 // Render writes the plan.
 func Render(w io.Writer, p api.Plan) error {
 	var b strings.Builder
+	for _, warning := range p.Warnings {
+		b.WriteString("Warning: " + warning + "\n\n")
+	}
 	if len(p.Changes) == 0 {
 		fmt.Fprintf(&b, "No changes: environment %q matches its definition.\n", p.Env)
 	} else {
@@ -41,15 +45,19 @@ func Render(w io.Writer, p api.Plan) error {
 		if p.Destroy {
 			verb = "destroy"
 		}
-		fmt.Fprintf(&b, "Plan to %s environment %q (state serial %d):\n\n", verb, p.Env, p.Serial)
+		if p.Serial == 0 && !p.Destroy {
+			fmt.Fprintf(&b, "Plan to %s environment %q (new environment):\n\n", verb, p.Env)
+		} else {
+			fmt.Fprintf(&b, "Plan to %s environment %q (state serial %d):\n\n", verb, p.Env, p.Serial)
+		}
 		for _, c := range p.Changes {
 			head := fmt.Sprintf("  %-3s %s", Symbol(c.Action), c.Address)
 			if c.Reason != "" {
 				head += "  (" + c.Reason + ")"
 			}
 			b.WriteString(head + "\n")
-			for _, at := range c.Attrs {
-				b.WriteString("        " + attrLine(c.Action, at) + "\n")
+			for _, l := range changeLines(c) {
+				b.WriteString("        " + l + "\n")
 			}
 		}
 		b.WriteString("\n")
@@ -76,35 +84,6 @@ func Render(w io.Writer, p api.Plan) error {
 // Summary is the plan's last line.
 func Summary(s api.PlanSummary) string {
 	return fmt.Sprintf("Plan: %d to create, %d to update, %d to replace, %d to destroy.", s.Create, s.Update, s.Replace, s.Delete)
-}
-
-func attrLine(action string, at api.AttrChange) string {
-	val := func(s string) string {
-		if s == "(known after apply)" {
-			return s
-		}
-		return fmt.Sprintf("%q", s)
-	}
-	var s string
-	switch action {
-	case api.ActionCreate:
-		s = fmt.Sprintf("%s = %s", at.Name, val(at.New))
-	case api.ActionDelete:
-		s = fmt.Sprintf("%s = %s", at.Name, val(at.Old))
-	default:
-		switch {
-		case at.Old == "":
-			s = fmt.Sprintf("%s: (none) -> %s", at.Name, val(at.New))
-		case at.New == "":
-			s = fmt.Sprintf("%s: %s -> (none)", at.Name, val(at.Old))
-		default:
-			s = fmt.Sprintf("%s: %s -> %s", at.Name, val(at.Old), val(at.New))
-		}
-	}
-	if at.ForcesReplace {
-		s += "  # forces replacement"
-	}
-	return s
 }
 
 // OutputText renders an output value (JSON) compactly; strings unquoted
