@@ -53,6 +53,9 @@ type StatusError struct {
 	// Diagnostics are an environment definition's problems
 	// (Code "invalid_definition").
 	Diagnostics []Diagnostic
+	// RequestID is the server's id of the request (header X-Request-Id):
+	// the server logs an internal error's cause under it.
+	RequestID string
 }
 
 // Error returns the server's message.
@@ -60,7 +63,11 @@ func (e *StatusError) Error() string {
 	if e.Message != "" {
 		return e.Message
 	}
-	return fmt.Sprintf("server answered %d %s", e.Status, http.StatusText(e.Status))
+	msg := fmt.Sprintf("server answered %d %s", e.Status, http.StatusText(e.Status))
+	if e.RequestID != "" {
+		msg += " (request id " + e.RequestID + ")"
+	}
+	return msg
 }
 
 // UnreachableError is returned when no connection to the server could be
@@ -322,7 +329,7 @@ func (c *Client) send(ctx context.Context, method, p string, q url.Values, body 
 // statusError builds a *StatusError from a non-2xx response.
 func statusError(resp *http.Response) *StatusError {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	se := &StatusError{Status: resp.StatusCode}
+	se := &StatusError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	var e Error
 	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 		se.Code, se.Message, se.Diagnostics = e.Code, e.Error, e.Diagnostics

@@ -129,6 +129,11 @@ var (
 	ErrBusy = errors.New("the group has a deployment in progress")
 	// ErrNothingToRollBack means there is no earlier good revision.
 	ErrNothingToRollBack = errors.New("nothing to roll back to")
+	// ErrNothingToDeploy means a well-formed request finds nothing to
+	// deploy: no host matches the group's selector, or the application has
+	// no revision. Not a usage error: the API answers 422 (CLI exit 1),
+	// as it does for a job whose selector matches no host.
+	ErrNothingToDeploy = errors.New("nothing to deploy")
 )
 
 // Start loads active deployments and runs the engine until ctx ends.
@@ -712,7 +717,10 @@ type newDeployment struct {
 func (e *Engine) create(ctx context.Context, n newDeployment) (api.Deployment, error) {
 	rev, err := e.st.GetRevision(ctx, n.app, n.revision)
 	if err != nil {
-		return api.Deployment{}, fmt.Errorf("revision %s: %w (see `gantry revisions %s`)", n.revision, err, n.app)
+		if errors.Is(err, store.ErrNotFound) {
+			return api.Deployment{}, fmt.Errorf("revision %q of app %q %w. List them with: gantry revisions %s", n.revision, n.app, store.ErrNotFound, n.app)
+		}
+		return api.Deployment{}, fmt.Errorf("revision %s: %w", n.revision, err)
 	}
 	cfg, err := ParseConfig(n.config)
 	if err != nil {
@@ -742,7 +750,7 @@ func (e *Engine) create(ctx context.Context, n newDeployment) (api.Deployment, e
 		hosts = append(hosts, api.DeploymentHost{HostID: h.ID, HostName: h.Name, State: api.HostDeployPending, PreviousRevision: revs[h.ID].Revision})
 	}
 	if len(hosts) == 0 {
-		return api.Deployment{}, fmt.Errorf("%w: no host matches the group's selector %q (see `gantry hosts ls --selector '%s'`)", ErrInvalid, n.group.Selector, n.group.Selector)
+		return api.Deployment{}, fmt.Errorf("%w: no host matches the selector %q of group %q (hosts enrolled: %d). List them with their labels: gantry hosts ls", ErrNothingToDeploy, n.group.Selector, n.group.Name, len(all))
 	}
 	if err := cfg.Check(len(hosts)); err != nil {
 		if n.kind != KindRollback {

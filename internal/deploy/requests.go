@@ -19,7 +19,10 @@ import (
 // CreateGroup validates and stores a deployment group.
 func (e *Engine) CreateGroup(ctx context.Context, app string, req api.CreateGroupRequest) (api.DeploymentGroup, error) {
 	if _, err := e.st.GetApplication(ctx, app); err != nil {
-		return api.DeploymentGroup{}, fmt.Errorf("%w (create it with `gantry app create %s`)", err, app)
+		if errors.Is(err, store.ErrNotFound) {
+			return api.DeploymentGroup{}, fmt.Errorf("app %q %w. Create it with: gantry app create %s", app, store.ErrNotFound, app)
+		}
+		return api.DeploymentGroup{}, err
 	}
 	if err := validate.GroupName("name", req.Name); err != nil {
 		return api.DeploymentGroup{}, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -40,6 +43,9 @@ func (e *Engine) CreateGroup(ctx context.Context, app string, req api.CreateGrou
 	g := api.DeploymentGroup{ID: ids.New("g"), App: app, Name: req.Name, Selector: req.Selector, Config: cfg.String(),
 		HealthCheck: req.HealthCheck, AutoRollback: !req.NoAutoRollback, CreatedAt: e.now().UTC()}
 	if err := e.st.CreateGroup(ctx, g); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return api.DeploymentGroup{}, fmt.Errorf("group %q of app %q %w: pick another name, or deploy to it with: gantry deploy %s %s", req.Name, app, store.ErrConflict, app, req.Name)
+		}
 		return api.DeploymentGroup{}, err
 	}
 	return g, nil
@@ -58,7 +64,13 @@ func checkHealth(hc *api.HealthCheck) error {
 func (e *Engine) Deploy(ctx context.Context, app, group string, req api.DeployRequest) (api.Deployment, error) {
 	g, err := e.st.GetGroup(ctx, app, group)
 	if err != nil {
-		return api.Deployment{}, fmt.Errorf("%w (create it with `gantry group create %s %s --selector ...`)", err, app, group)
+		if !errors.Is(err, store.ErrNotFound) {
+			return api.Deployment{}, err
+		}
+		if _, aerr := e.st.GetApplication(ctx, app); errors.Is(aerr, store.ErrNotFound) {
+			return api.Deployment{}, fmt.Errorf("app %q %w. Create it with: gantry app create %s", app, store.ErrNotFound, app)
+		}
+		return api.Deployment{}, fmt.Errorf("group %q of app %q %w. Create it with: gantry group create %s %s --selector SELECTOR", group, app, store.ErrNotFound, app, group)
 	}
 	rev := req.Revision
 	if rev == "" {
@@ -67,7 +79,7 @@ func (e *Engine) Deploy(ctx context.Context, app, group string, req api.DeployRe
 			return api.Deployment{}, err
 		}
 		if len(revs) == 0 {
-			return api.Deployment{}, fmt.Errorf("%w: application %s has no revision (push one with `gantry push %s DIR`)", ErrInvalid, app, app)
+			return api.Deployment{}, fmt.Errorf("%w: app %q has no revision. Push one with: gantry push %s DIR", ErrNothingToDeploy, app, app)
 		}
 		rev = revs[0].ID
 	}

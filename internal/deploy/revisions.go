@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/gantry-dev/gantry/api"
@@ -30,6 +32,13 @@ const MaxBundleBytes = 512 << 20
 
 // ErrInvalid wraps every reason a push or an application is refused.
 var ErrInvalid = errors.New("invalid")
+
+// ErrBundle wraps every reason a pushed bundle's content is refused (not
+// an archive, unsafe, a bad appspec.yml, a missing hook script). It is an
+// ErrInvalid; the API answers it 422, like a content problem and unlike a
+// malformed request (400), so that the CLI exits 1 whether it found the
+// problem itself or the server did.
+var ErrBundle = fmt.Errorf("%w bundle", ErrInvalid)
 
 // Store is what revisions need from the store.
 type Store interface {
@@ -57,7 +66,13 @@ func (r *Revisions) CreateApp(ctx context.Context, name string) (api.Application
 		return api.Application{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	a := api.Application{Name: name, CreatedAt: time.Now().UTC()}
-	return a, r.st.CreateApplication(ctx, a)
+	if err := r.st.CreateApplication(ctx, a); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return api.Application{}, fmt.Errorf("app %q %w: pick another name, or push to it with: gantry push %s DIR", name, store.ErrConflict, name)
+		}
+		return api.Application{}, err
+	}
+	return a, nil
 }
 
 // Push validates a bundle and stores it as a revision of app. created is
@@ -65,7 +80,10 @@ func (r *Revisions) CreateApp(ctx context.Context, name string) (api.Application
 // returned).
 func (r *Revisions) Push(ctx context.Context, app string, body io.Reader, description string) (rev api.Revision, created bool, err error) {
 	if _, err := r.st.GetApplication(ctx, app); err != nil {
-		return rev, false, fmt.Errorf("%w (create it with `gantry app create %s`)", err, app)
+		if errors.Is(err, store.ErrNotFound) {
+			return rev, false, fmt.Errorf("app %q %w. Create it with: gantry app create %s", app, store.ErrNotFound, app)
+		}
+		return rev, false, err
 	}
 	if err := validate.Text("description", description, validate.MaxDescription); err != nil {
 		return rev, false, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -82,7 +100,7 @@ func (r *Revisions) Push(ctx context.Context, app string, body io.Reader, descri
 		return rev, false, fmt.Errorf("receive bundle: %w", err)
 	}
 	if n > MaxBundleBytes {
-		return rev, false, fmt.Errorf("%w: the bundle is larger than %d MiB", ErrInvalid, MaxBundleBytes>>20)
+		return rev, false, fmt.Errorf("%w: the bundle is larger than %d MiB", ErrBundle, MaxBundleBytes>>20)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	id := "r-" + sum[:12]
@@ -114,19 +132,24 @@ func (r *Revisions) Push(ctx context.Context, app string, body io.Reader, descri
 func (r *Revisions) check(f *os.File, size int64) ([]byte, error) {
 	arch, err := bundle.Detect(f, size)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v (a bundle is a .tar.gz or .zip with appspec.yml at its root)", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %v (a bundle is a .tar.gz or .zip with appspec.yml at its root)", ErrBundle, err)
 	}
 	src, err := bundle.ReadFile(arch, "appspec.yml", 1<<20)
 	if err != nil {
-		return nil, fmt.Errorf("%w: appspec.yml: %v (it must be at the root of the bundle)", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: appspec.yml: %v (it must be at the root of the bundle)", ErrBundle, err)
 	}
 	spec, err := appspec.Parse("appspec.yml", src)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the bundle's appspec.yml is not valid:\n%v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: the bundle's appspec.yml is not valid:\n%v", ErrBundle, err)
 	}
 	dir, _, err := bundle.ExtractFresh(r.TempDir, arch, bundle.DefaultLimits())
 	if err != nil {
-		return nil, fmt.Errorf("%w: unsafe or unreadable bundle: %v", ErrInvalid, err)
+		if !bundleFault(err) {
+			// The server's disk, not the bundle: an internal error (its
+			// text names server paths and is only logged).
+			return nil, fmt.Errorf("extract bundle: %w", err)
+		}
+		return nil, fmt.Errorf("%w: unsafe or unreadable bundle: %s", ErrBundle, scrubTemp(err.Error(), r.TempDir))
 	}
 	defer os.RemoveAll(dir)
 	for _, ev := range appspec.ScriptEvents() {
@@ -139,9 +162,36 @@ func (r *Revisions) check(f *os.File, size int64) ([]byte, error) {
 				}
 			}
 			if err != nil {
-				return nil, fmt.Errorf("%w: appspec.yml: hooks.%s[%d].location %q: not a script in the bundle (%v)", ErrInvalid, ev, i, h.Location, err)
+				// err names the server's extraction directory: keep it out.
+				why := "not a script in the bundle (no such file)"
+				if !errors.Is(err, os.ErrNotExist) {
+					why = "not a script in the bundle (not a regular file)"
+				}
+				return nil, fmt.Errorf("%w: appspec.yml: hooks.%s[%d].location %q: %s", ErrBundle, ev, i, h.Location, why)
 			}
 		}
 	}
 	return src, nil
+}
+
+// bundleFault reports whether an extraction error is the bundle's fault
+// (one of bundle's categories of refusal) rather than the server's.
+func bundleFault(err error) bool {
+	for _, cat := range []error{bundle.ErrUnsafePath, bundle.ErrUnsafeLink, bundle.ErrEntryType, bundle.ErrDuplicate,
+		bundle.ErrLimit, bundle.ErrCorrupt, bundle.ErrFormat} {
+		if errors.Is(err, cat) {
+			return true
+		}
+	}
+	return false
+}
+
+// scrubTemp removes the server's extraction directory (tempDir/rev-*/)
+// from a message that goes back to the user.
+func scrubTemp(msg, tempDir string) string {
+	if tempDir == "" {
+		tempDir = os.TempDir()
+	}
+	re := regexp.MustCompile(regexp.QuoteMeta(filepath.Clean(tempDir)) + `/rev-[^/\s"]*/?`)
+	return re.ReplaceAllString(msg, "")
 }

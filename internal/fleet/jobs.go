@@ -91,7 +91,7 @@ func (e *Engine) createJob(ctx context.Context, spec api.JobSpec, scheduleID, jo
 		execs = append(execs, x)
 	}
 	if len(execs) == 0 && !allowEmpty {
-		return api.Job{}, fmt.Errorf("%w %q (%d hosts enrolled; see `gantry hosts ls`)", ErrNoHosts, spec.Selector, len(hosts))
+		return api.Job{}, fmt.Errorf("%w %q (hosts enrolled: %d). List them with their labels: gantry hosts ls", ErrNoHosts, spec.Selector, len(hosts))
 	}
 	sortExecs(execs)
 	if err := e.st.CreateJob(ctx, job, execs); err != nil {

@@ -104,7 +104,7 @@ func (a *API) applyEnv(w http.ResponseWriter, r *http.Request) {
 	}
 	done := api.ApplyEvent{Type: "done", Environment: &env}
 	if err != nil {
-		done.Error = err.Error()
+		done.Error = streamError(r, err, a.d.Log)
 	}
 	emit(done)
 }

@@ -23,8 +23,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,7 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/deploy"
 	"github.com/gantry-dev/gantry/internal/fleet"
+	"github.com/gantry-dev/gantry/internal/ids"
 	"github.com/gantry-dev/gantry/internal/infra"
 	"github.com/gantry-dev/gantry/internal/store"
 )
@@ -103,9 +106,23 @@ func (a *API) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: 200}
+		info := &requestInfo{id: ids.New("req"), api: a}
+		sw.Header().Set(RequestIDHeader, info.id)
+		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, info))
 		defer func() {
 			a.reqs.WithLabelValues(rt.Path, http.StatusText(sw.code)).Inc()
 			a.latency.WithLabelValues(rt.Path).Observe(time.Since(start).Seconds())
+		}()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.d.Log.Error("handler panicked", "request_id", info.id, "panic", p, "stack", string(debug.Stack()))
+				if !sw.wrote {
+					writeError(sw, r, fmt.Errorf("panic: %v", p), a.d.Log)
+				}
+			}
 		}()
 		if !rt.Public {
 			tok, err := a.authenticate(r)
@@ -159,10 +176,35 @@ func HashToken(tok string) string {
 
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code  int
+	wrote bool // the header was sent
 }
 
-func (s *statusWriter) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+// RequestIDHeader carries the id the server gives every API request; an
+// internal error names it so that the operator can find the cause in the
+// server log.
+const RequestIDHeader = "X-Request-Id"
+
+type requestKey struct{}
+
+// requestInfo is what error mapping needs to know about a request: its id
+// (for the log and the user) and the API (to list valid names when
+// something is not found).
+type requestInfo struct {
+	id  string
+	api *API
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code, s.wrote = code, true
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write marks the header as sent.
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
 
 // Flush lets streaming handlers flush through the wrapper.
 func (s *statusWriter) Flush() {

@@ -143,7 +143,12 @@ func (a *API) removeAPIToken(r *http.Request) error {
 	}
 	switch {
 	case len(match) == 0:
-		return fmt.Errorf("API token %q: %w (see `gantry token ls --api`)", ref, store.ErrNotFound)
+		var names []string
+		for _, t := range all {
+			names = append(names, t.Name)
+		}
+		return &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("API token %q not found; %s. List them with: gantry token ls --api",
+			ref, among("API tokens", "API tokens", names))}
 	case len(match) > 1:
 		var idl []string
 		for _, t := range match {
@@ -176,7 +181,16 @@ func (a *API) removeAPIToken(r *http.Request) error {
 func (a *API) deleteJoinToken(w http.ResponseWriter, r *http.Request) {
 	err := a.d.Store.DeleteJoinToken(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		err = fmt.Errorf("join token %q: %w (see `gantry token ls --join`)", r.PathValue("id"), store.ErrNotFound)
+		var ids []string
+		if jts, lerr := a.d.Store.ListJoinTokens(r.Context()); lerr == nil {
+			for _, jt := range jts {
+				if !jt.Internal {
+					ids = append(ids, jt.ID)
+				}
+			}
+		}
+		err = &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("join token %q not found; %s. List them with: gantry token ls --join",
+			r.PathValue("id"), among("join tokens", "join tokens", ids))}
 	}
 	if err != nil {
 		writeError(w, r, err, a.d.Log)
