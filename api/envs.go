@@ -50,6 +50,16 @@ type EnvRequest struct {
 	// Who is recorded with the lock ("user@host"), for the message another
 	// apply gets.
 	Who string `json:"who,omitempty"`
+	// Source is where Definition was read from (the client's absolute
+	// directory path); an apply records it so that destroy DIR and scale
+	// DIR can tell a different directory. Informational only.
+	Source string `json:"source,omitempty"`
+	// Match, with Destroy or Scale, is the packed definition directory the
+	// caller believes was applied (gantry destroy DIR, gantry scale DIR):
+	// the request is refused unless it matches the applied definition
+	// (same content, or same Source and same groups). The applied
+	// definition is used either way.
+	Match []byte `json:"match,omitempty"`
 }
 
 // Plan is what an apply would do. A saved plan (gantry plan --out) is
@@ -70,6 +80,11 @@ type Plan struct {
 	Scale      map[string]int `json:"scale,omitempty"`
 	Destroy    bool           `json:"destroy,omitempty"`
 	CreatedAt  time.Time      `json:"created_at"`
+	// Source is where the definition was read from (EnvRequest.Source).
+	Source string `json:"source,omitempty"`
+	// Warnings are things the caller should know that do not stop the
+	// plan (a DIR edited since it was applied, …).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // PlanSummary counts a plan's changes by action.
@@ -102,6 +117,9 @@ type AttrChange struct {
 	Unknown bool   `json:"unknown,omitempty"`
 	// ForcesReplace marks the attributes that make a change a replace.
 	ForcesReplace bool `json:"forces_replace,omitempty"`
+	// Diff is the unified diff of a changed script (setup, configure,
+	// shutdown), whose Old and New are only digests.
+	Diff string `json:"diff,omitempty"`
 }
 
 // Environment is an environment instance as the server has it.
@@ -117,6 +135,9 @@ type Environment struct {
 	Outputs   map[string]any      `json:"outputs,omitempty"`
 	Events    []LifecycleRun      `json:"events,omitempty"`
 	Groups    map[string]EnvGroup `json:"groups,omitempty"`
+	// Progress says whether the lifecycle work (setup, deploy, configure)
+	// has settled, and what is still going (see EnvProgress).
+	Progress *EnvProgress `json:"progress,omitempty"`
 }
 
 // EnvGroup is a group's summary.
@@ -150,6 +171,9 @@ type EnvMachine struct {
 	Phase    string `json:"phase"`
 	Revision string `json:"revision,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Failure details a failed machine's cause: the setup job or the
+	// deployment that failed on it, with the end of its log.
+	Failure *EnvFailure `json:"failure,omitempty"`
 }
 
 // LifecycleRun is one run of a lifecycle event (setup, configure,
@@ -167,6 +191,17 @@ type LifecycleRun struct {
 	Reason    string     `json:"reason,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// Group is the group whose script ran.
+	Group string `json:"group,omitempty"`
+	// Serial is the environment's state serial when the run was started:
+	// a run with a Serial greater than the serial an apply started from
+	// was triggered by that apply (or a later one).
+	Serial int64 `json:"serial,omitempty"`
+	// Failures say, per machine, why a failed run failed.
+	Failures []EnvFailure `json:"failures,omitempty"`
+	// Signature identifies the membership a configure run was made for
+	// (the online machines' names and host ids).
+	Signature string `json:"signature,omitempty"`
 }
 
 // ApplyEvent is one line of the NDJSON stream of an apply, destroy or up:
@@ -185,6 +220,10 @@ type ApplyEvent struct {
 	Elapsed     float64      `json:"elapsed_seconds,omitempty"`
 	// Summary counts the changes of the plan being applied (Type "plan").
 	Summary *PlanSummary `json:"summary,omitempty"`
+	// Serial, on the "plan" event, is the state serial the apply starts
+	// from: lifecycle runs with a greater Serial are the apply's (see
+	// Environment.FailuresSince).
+	Serial int64 `json:"serial,omitempty"`
 }
 
 // Diagnostic is a problem in a definition file, with its position.

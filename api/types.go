@@ -59,6 +59,14 @@ type JoinToken struct {
 	MaxUses     int       `json:"max_uses"` // 0 = unlimited until expiry
 	Uses        int       `json:"uses"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Internal marks a token gantry made itself (one per machine of an
+	// environment, one per `gantry server --dev` agent): `gantry token ls`
+	// hides it unless --all.
+	Internal bool `json:"internal,omitempty"`
+	// Owner is what the token was made for, e.g. "env:dev/group.web[1]"
+	// (absent for a user's token); the server deletes the token when its
+	// owner is destroyed.
+	Owner string `json:"owner,omitempty"`
 }
 
 // CreateJoinTokenRequest is the body of POST /api/v1/join-tokens.
@@ -69,6 +77,10 @@ type CreateJoinTokenRequest struct {
 	// AgentLabels are the keys agents may set themselves (default none);
 	// never a "gantry.*" key nor one a deployment group selects on.
 	AgentLabels []string `json:"agent_labels,omitempty"`
+	// Internal and Owner mark a token made by gantry's own tooling (dev
+	// mode's agents): see JoinToken.
+	Internal bool   `json:"internal,omitempty"`
+	Owner    string `json:"owner,omitempty"`
 }
 
 // EnrollRequest is the body of POST /api/v1/enroll, sent by an agent once.
@@ -208,6 +220,12 @@ type Schedule struct {
 	LastRunAt      *time.Time `json:"last_run_at,omitempty"`
 	NextRunAt      *time.Time `json:"next_run_at,omitempty"`
 	LastJobID      string     `json:"last_job_id,omitempty"`
+	// Disabled schedules start no jobs (`gantry schedule update ID
+	// --disable`); NextRunAt is then absent.
+	Disabled bool `json:"disabled,omitempty"`
+	// UpdatedAt is when the expression, selector, script or state last
+	// changed (absent if never).
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
 
 // LabelsRequest is the body of PATCH /api/v1/hosts/{id}/labels: keys to
@@ -220,7 +238,7 @@ type LabelsRequest struct {
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error string `json:"error"`
-	Code  string `json:"code"` // bad_request, unauthorized, forbidden, not_found, conflict, locked, stale_plan, invalid_definition, internal
+	Code  string `json:"code"` // bad_request, unauthorized, forbidden, not_found, conflict, locked, stale_plan, invalid_definition, invalid_bundle, no_hosts, nothing_to_deploy, internal, …
 	// Diagnostics are the problems of an environment definition
 	// (code invalid_definition).
 	Diagnostics []Diagnostic `json:"diagnostics,omitempty"`

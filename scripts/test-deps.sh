@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs and starts what gantry's tests need on Debian: the PostgreSQL
-# server (the store tests run against SQLite and PostgreSQL), busybox-static
-# and haproxy (the images of examples/shop are built from them: no registry
-# is needed), openssh-server and iproute2 (a real sshd in a network
-# namespace for the ssh provider), python3 (hooks with a
-# `#!/usr/bin/env python3` line in the deployment tests), staticcheck
-# (`make vet`). The Docker engine itself is the
-# machine's. Idempotent. Prints the PostgreSQL URL for the tests as its
-# last line.
+# Installs (with apt-get, only what is missing) and starts what gantry's
+# tests need on Debian: the PostgreSQL server (the store tests run against
+# SQLite and PostgreSQL), git, busybox-static and haproxy (the images of
+# examples/shop are built from them: no registry is needed),
+# openssh-server, openssh-client and iproute2 (a real sshd in a network
+# namespace for the ssh provider), systemd (systemd-analyze checks the
+# agent's unit file), python3 (hooks with a `#!/usr/bin/env python3` line
+# in the deployment tests); and, with go install, a pinned staticcheck
+# (`make vet`). The Docker engine itself is the machine's. Idempotent.
+# Prints the PostgreSQL URL for the tests as its last line.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -26,6 +27,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/bin/python3 ] || need+=(python3)
+command -v curl >/dev/null 2>&1 || need+=(curl)    # the README runner pastes the README's curl lines
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   $SUDO apt-get update -qq >&2

@@ -1,15 +1,18 @@
 # examples/local: an environment with no infrastructure at all. Its
 # machines are gantry agents started by the server on its own machine (the
-# "local" provider), so it runs anywhere `gantry server --dev` runs:
+# "local" provider), so it runs anywhere `gantry server --dev` (`make dev`)
+# runs. From the repository's root, with the banner's `export` line pasted
+# (README.md's "Environments as code" runs the same, checked by TestReadme):
 #
-#   gantry up examples/local --env dev        # 1 api + var.web machines, all online
-#   gantry env show dev                        # phases, outputs, lifecycle runs
-#   gantry scale --env dev web=4               # setup on the new ones, configure everywhere
-#   gantry jobs show "$(gantry env show dev -o json | jq -r '.events[-1].id')"
-#   gantry destroy --env dev --auto-approve    # shutdown, then gone
+#   gantry up examples/local --env demo                   # 1 api + var.web machines, all online
+#   gantry env show --env demo                            # phases, outputs, lifecycle runs
+#   gantry scale examples/local --env demo web=4          # setup on the new ones, configure everywhere
+#   gantry destroy examples/local --env demo --auto-approve   # shutdown, then gone
+#   gantry env rm demo                                    # forget the destroyed environment
 #
-# Every machine's address is 127.0.0.1, so the scripts only print what a
-# real one would act on.
+# Machines are named <env>-<group>-<index> (demo-web-0, …), beside make
+# dev's own agents web1, web2 and db1. Every machine's address is 127.0.0.1,
+# so the scripts only print what a real one would act on.
 
 variable "web" {
   type        = number

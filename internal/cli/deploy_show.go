@@ -15,7 +15,7 @@ import (
 func (a *app) newDeploymentsCmd() *cobra.Command {
 	return newGroupCmd("deployments", "List deployments, show one host by host, stop one",
 		`  gantry deployments ls shop
-  gantry deployments show DEPLOYMENT_ID --host web-1
+  gantry deployments show DEPLOYMENT_ID --host web1
   gantry deployments stop DEPLOYMENT_ID`,
 		a.newDeploymentsListCmd(), a.newDeploymentsShowCmd(), a.newDeploymentsStopCmd())
 }
@@ -24,6 +24,7 @@ func (a *app) newDeploymentsCmd() *cobra.Command {
 type deploymentsListOptions struct {
 	App   string
 	Limit int
+	Quiet bool // ids only
 }
 
 func (a *app) newDeploymentsListCmd() *cobra.Command {
@@ -34,7 +35,8 @@ func (a *app) newDeploymentsListCmd() *cobra.Command {
 		Short:   "List the most recent deployments, newest first",
 		Example: `  gantry deployments ls
   gantry deployments ls shop --limit 5
-  gantry deployments ls -o json | jq -r '.[] | select(.state == "failed") | .id'`,
+  gantry deployments ls -o json | jq -r '.[] | select(.state == "failed") | .id'
+  gantry deployments show "$(gantry deployments ls -q shop | head -n1)"   # the newest`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageErrorf("unexpected argument %q: want at most APP", args[1])
@@ -48,7 +50,8 @@ func (a *app) newDeploymentsListCmd() *cobra.Command {
 			return a.runDeploymentsList(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().IntVar(&o.Limit, "limit", o.Limit, "show at most `N` deployments (0 = the server's default)")
+	cmd.Flags().IntVar(&o.Limit, "limit", o.Limit, "show at most `N` deployments, up to 1000 (0 = the server's default, 50)")
+	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "print only the deployment ids, one per line, newest first")
 	return cmd
 }
 
@@ -63,6 +66,13 @@ func (a *app) runDeploymentsList(ctx context.Context, o deploymentsListOptions) 
 	deps, err := c.ListDeployments(ctx, o.App, o.Limit)
 	if err != nil {
 		return err
+	}
+	if o.Quiet {
+		ids := make([]string, len(deps))
+		for i, d := range deps {
+			ids[i] = d.ID
+		}
+		return a.printIDs(ids)
 	}
 	now := a.now()
 	return emitList(a, deps, "No deployments yet.", func(w io.Writer) error {
@@ -95,7 +105,7 @@ With --host (a host name or id), show that host's lifecycle events instead:
 state, duration and exit code of each, then each event's log tail and
 error.`,
 		Example: `  gantry deployments show DEPLOYMENT_ID
-  gantry deployments show DEPLOYMENT_ID --host web-1
+  gantry deployments show DEPLOYMENT_ID --host web1
   gantry deployments show DEPLOYMENT_ID -o json | jq -r '.hosts[] | select(.state == "failed") | .host_name'`,
 		Args: exactArgs("DEPLOYMENT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {

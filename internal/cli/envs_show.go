@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -46,13 +45,18 @@ func (a *app) newEnvCmd() *cobra.Command {
 			})
 		},
 	}
+	var showEnvFlag, outputsEnvFlag string
 	show := &cobra.Command{
-		Use:     "show NAME",
+		Use:     "show [NAME] [--env NAME]",
 		Short:   "Show an environment: machines and their phase, resources, outputs, lifecycle runs",
-		Example: "  gantry env show dev\n  gantry env show dev -o json",
-		Args:    exactArgs("NAME"),
+		Example: "  gantry env show --env dev\n  gantry env show dev -o json",
+		Args:    maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.getEnv(cmd.Context(), args[0])
+			name, err := a.envArg(showEnvFlag, args)
+			if err != nil {
+				return err
+			}
+			e, err := a.getEnv(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
@@ -60,14 +64,30 @@ func (a *app) newEnvCmd() *cobra.Command {
 		},
 	}
 	outputs := &cobra.Command{
-		Use:   "outputs ENV [NAME]",
+		Use:   "outputs [ENV] [NAME] [--env ENV]",
 		Short: "Print an environment's outputs, or one output's bare value (for scripts)",
-		Example: `  gantry env outputs dev
-  curl "$(gantry env outputs dev url)"
+		Long: `Print an environment's outputs, or one output's bare value (for scripts).
+
+The environment is --env ENV; or the first argument (the older form: then
+NAME is the second); or GANTRY_ENV.`,
+		Example: `  gantry env outputs --env dev
+  curl "$(gantry env outputs --env dev url)"
   gantry env outputs dev -o json`,
-		Args: cobra.RangeArgs(1, 2),
+		Args: maxArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.getEnv(cmd.Context(), args[0])
+			var envArgs []string
+			switch {
+			case outputsEnvFlag == "" && len(args) > 0:
+				envArgs, args = args[:1], args[1:]
+			case outputsEnvFlag != "" && len(args) == 2:
+				envArgs, args = args[:1], args[1:]
+			}
+			name, err := a.envArg(outputsEnvFlag, envArgs)
+			if err != nil {
+				return err
+			}
+			args = append([]string{name}, args...)
+			e, err := a.getEnv(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
@@ -96,29 +116,38 @@ func (a *app) newEnvCmd() *cobra.Command {
 			})
 		},
 	}
+	show.Flags().StringVar(&showEnvFlag, "env", "", "environment `NAME` (env GANTRY_ENV; or give it as the argument)")
+	outputs.Flags().StringVar(&outputsEnvFlag, "env", "", "environment `ENV` (env GANTRY_ENV; or give it as the first argument)")
 	return newGroupCmd("env", "List and inspect environments (plan, apply, up, scale and destroy change them)",
-		"  gantry env ls\n  gantry env show dev\n  gantry env outputs dev -o json", ls, show, outputs)
+		"  gantry env ls\n  gantry env show --env dev\n  gantry env outputs --env dev -o json", ls, show, outputs, a.newEnvRmCmd())
 }
 
-// getEnv fetches an environment, hinting at `gantry up` when it is missing.
+// envArg resolves the environment of env show and env outputs: --env, the
+// positional argument (kept for compatibility), or GANTRY_ENV. Both given
+// and different is a usage error.
+func (a *app) envArg(flag string, args []string) (string, error) {
+	switch {
+	case flag != "" && len(args) > 0 && args[0] != flag:
+		return "", usageErrorf("environment given twice: --env %s and argument %q; give one", flag, args[0])
+	case flag != "":
+		return flag, nil
+	case len(args) > 0:
+		return args[0], nil
+	}
+	if env := a.env("GANTRY_ENV"); env != "" {
+		return env, nil
+	}
+	return "", usageErrorf("--env is required: the environment to show (e.g. --env dev; 'gantry env ls' lists them)")
+}
+
+// getEnv fetches an environment. For a missing one, the server's error
+// names it and lists the environments that exist.
 func (a *app) getEnv(ctx context.Context, name string) (api.Environment, error) {
 	c, err := a.client()
 	if err != nil {
 		return api.Environment{}, err
 	}
-	e, err := c.GetEnv(ctx, name)
-	if err != nil {
-		return e, notFoundHint(err)
-	}
-	return e, nil
-}
-
-func notFoundHint(err error) error {
-	var se *api.StatusError
-	if asStatus(err, &se) && se.Code == "not_found" {
-		return fmt.Errorf("%w (%v)", errNoEnv, err)
-	}
-	return err
+	return c.GetEnv(ctx, name)
 }
 
 func showEnv(w io.Writer, e api.Environment, a *app) error {
@@ -126,6 +155,12 @@ func showEnv(w io.Writer, e api.Environment, a *app) error {
 	fmt.Fprintf(w, "Environment %s (state serial %d, updated %s)\n", e.Name, e.Serial, relTime(e.UpdatedAt, now))
 	if e.Lock != "" {
 		fmt.Fprintf(w, "Locked: %s\n", e.Lock)
+	}
+	if e.Progress != nil && !e.Progress.Settled {
+		fmt.Fprintln(w, "Lifecycle work still going:")
+		for _, p := range e.Progress.Pending {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
 	}
 	fmt.Fprintln(w)
 	if len(e.Machines) > 0 {
@@ -185,8 +220,6 @@ func renderDiagnostics(ds []api.Diagnostic) string {
 	}
 	return b.String()
 }
-
-func asStatus(err error, se **api.StatusError) bool { return errors.As(err, se) }
 
 func sortedNames(m map[string]any) []string {
 	out := make([]string, 0, len(m))

@@ -14,9 +14,9 @@ import (
 func (a *app) newHostsCmd() *cobra.Command {
 	return newGroupCmd("hosts", "List, inspect, label and remove enrolled hosts",
 		`  gantry hosts ls --selector 'env=prod'
-  gantry hosts show web-1
-  gantry hosts label web-1 role=web tier-
-  gantry hosts rm web-1`,
+  gantry hosts show web1
+  gantry hosts label web1 role=web tier-
+  gantry hosts rm web1`,
 		a.newHostsListCmd(), a.newHostsShowCmd(), a.newHostsLabelCmd(), a.newHostsRemoveCmd())
 }
 
@@ -34,10 +34,13 @@ func (a *app) newHostsListCmd() *cobra.Command {
 		Short:   "List hosts, optionally only those matching a label selector",
 		Long: `List enrolled hosts with their status, labels and facts.
 
-A selector is a comma-separated list of label requirements, all of which
-must hold: 'key=value', 'key!=value', 'key' (label present), '!key' (absent).`,
+A selector (Kubernetes syntax) is a comma-separated list of label
+requirements, all of which must hold: 'key=value' (also 'key==value'),
+'key!=value', 'key in (a,b)', 'key notin (a,b)', 'key' (label present),
+'!key' (absent). '' selects every host.`,
 		Example: `  gantry hosts ls
   gantry hosts ls --selector 'env=prod,role=web'
+  gantry hosts ls --selector 'zone in (a,b),!draining'
   gantry hosts ls --all              # include revoked hosts
   gantry hosts ls -o json | jq -r '.[].name'`,
 		Args: exactArgs(),
@@ -130,7 +133,7 @@ func (a *app) newHostsShowCmd() *cobra.Command {
 		Use:     "show HOST",
 		Aliases: []string{"get"},
 		Short:   "Show every field and fact of one host (by name or id)",
-		Example: "  gantry hosts show web-1\n  gantry hosts show web-1 -o json",
+		Example: "  gantry hosts show web1\n  gantry hosts show web1 -o json",
 		Args:    exactArgs("HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runHostsShow(cmd.Context(), hostsShowOptions{Host: args[0]})
@@ -183,9 +186,9 @@ func (a *app) newHostsLabelCmd() *cobra.Command {
 		Short: "Set or remove labels of a host",
 		Long: `Set labels with KEY=VALUE and remove them with KEY- (a trailing dash),
 in any combination. Other labels are left as they are.`,
-		Example: `  gantry hosts label web-1 env=prod role=web
-  gantry hosts label web-1 canary-           # remove the "canary" label
-  gantry hosts label web-1 role=db canary-   # both at once`,
+		Example: `  gantry hosts label web1 env=prod role=web
+  gantry hosts label web1 canary-           # remove the "canary" label
+  gantry hosts label web1 role=db canary-   # both at once`,
 		Args: func(_ *cobra.Command, args []string) error {
 			switch len(args) {
 			case 0:
@@ -265,7 +268,7 @@ func (a *app) newHostsRemoveCmd() *cobra.Command {
 		Long: `Revoke a host. Its agent is disconnected at once and refused from then on;
 to bring the machine back, enroll it again with a new join token.
 Revoked hosts stay visible with 'gantry hosts ls --all'.`,
-		Example: "  gantry hosts rm web-1",
+		Example: "  gantry hosts rm web1",
 		Args:    exactArgs("HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runHostsRemove(cmd.Context(), hostsRemoveOptions{Host: args[0]})

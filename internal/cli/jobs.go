@@ -15,13 +15,14 @@ import (
 func (a *app) newJobsCmd() *cobra.Command {
 	return newGroupCmd("jobs", "List past and running jobs and show their results",
 		`  gantry jobs ls
-  gantry jobs show JOB_ID --host web-1`,
+  gantry jobs show JOB_ID --host web1`,
 		a.newJobsListCmd(), a.newJobsShowCmd())
 }
 
 // jobsListOptions are the inputs of 'gantry jobs ls'.
 type jobsListOptions struct {
 	Limit int
+	Quiet bool // ids only
 }
 
 func (a *app) newJobsListCmd() *cobra.Command {
@@ -31,11 +32,13 @@ func (a *app) newJobsListCmd() *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List the most recent jobs, newest first",
 		Example: `  gantry jobs ls
-  gantry jobs ls --limit 100 -o json | jq '.[] | select(.counts.failed > 0) | .id'`,
+  gantry jobs ls --limit 100 -o json | jq '.[] | select(.counts.failed > 0) | .id'
+  gantry jobs show "$(gantry jobs ls -q | head -n1)"     # the newest job`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runJobsList(cmd.Context(), o) },
 	}
-	cmd.Flags().IntVar(&o.Limit, "limit", o.Limit, "show at most `N` jobs (0 = the server's default)")
+	cmd.Flags().IntVar(&o.Limit, "limit", o.Limit, "show at most `N` jobs, up to 1000 (0 = the server's default, 50)")
+	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "print only the job ids, one per line, newest first")
 	return cmd
 }
 
@@ -51,6 +54,13 @@ func (a *app) runJobsList(ctx context.Context, o jobsListOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.Quiet {
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.ID
+		}
+		return a.printIDs(ids)
+	}
 	now := a.now()
 	return emitList(a, jobs, "No jobs yet.", func(w io.Writer) error {
 		t := newTable(w, "ID", "SELECTOR", "STATE", "HOSTS", "CREATED", "SCHEDULE")
@@ -59,6 +69,20 @@ func (a *app) runJobsList(ctx context.Context, o jobsListOptions) error {
 		}
 		return t.flush()
 	})
+}
+
+// printIDs writes ids one per line: the -q/--quiet output of the ls
+// commands (like `docker ps -q`), for `$(gantry jobs ls -q | head -n1)`.
+func (a *app) printIDs(ids []string) error {
+	if a.jsonOutput() {
+		return usageErrorf("-q/--quiet and -o json exclude each other: -q prints the ids only")
+	}
+	for _, id := range ids {
+		if _, err := fmt.Fprintln(a.stdout, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jobHosts renders a job's host count and states: "3 (2 succeeded, 1 failed)".
@@ -90,7 +114,7 @@ func (a *app) newJobsShowCmd() *cobra.Command {
 		Aliases: []string{"get"},
 		Short:   "Show a job: its spec, and each host's state, exit code and output",
 		Example: `  gantry jobs show JOB_ID
-  gantry jobs show JOB_ID --host web-1
+  gantry jobs show JOB_ID --host web1
   gantry jobs show JOB_ID -o json | jq -r '.executions[] | select(.state != "succeeded") | .host_name'`,
 		Args: exactArgs("JOB_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -109,5 +109,5 @@ func noHostsError(selector string) error {
 	if selector == "" {
 		return errors.New("no hosts are enrolled: create a join token with 'gantry token create' and start an agent")
 	}
-	return fmt.Errorf("no hosts match selector %q (check with: gantry hosts ls --selector '%s')", selector, selector)
+	return fmt.Errorf("no host matches the selector %q. List the hosts with their labels: gantry hosts ls", selector)
 }

@@ -69,7 +69,7 @@ func (a *API) routes() []route {
 		{Method: "POST", Path: "/api/v1/apps/{app}/revisions", Summary: "Push a bundle (.tar.gz or .zip bytes as the body) as a revision; 200 if it was pushed before.", Query: []string{"description"}, RawBody: "application/octet-stream", Resp: api.Revision{}, Status: 201, Handler: a.pushRevision},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions", Summary: "List an application's revisions, newest first.", Resp: []api.Revision{}, Handler: a.listRevisions},
 		{Method: "GET", Path: "/api/v1/apps/{app}/revisions/{rev}", Summary: "Show a revision with its appspec.yml.", Resp: api.Revision{}, Handler: a.getRevision},
-	}, append(append(a.deploymentRoutes(), a.envRoutes()...), a.tokenRoutes()...)...), []route{
+	}, append(append(append(a.deploymentRoutes(), a.envRoutes()...), a.tokenRoutes()...), a.lifecycleRoutes()...)...), []route{
 		{Method: "POST", Path: "/api/v1/schedules", Summary: "Run a job on a cron schedule.", Body: api.Schedule{}, Resp: api.Schedule{}, Status: 201, Handler: a.createSchedule},
 		{Method: "GET", Path: "/api/v1/schedules", Summary: "List schedules.", Resp: []api.Schedule{}, Handler: a.listSchedules},
 		{Method: "DELETE", Path: "/api/v1/schedules/{id}", Summary: "Delete a schedule.", Status: 204, Handler: a.deleteSchedule},
@@ -290,7 +290,12 @@ func (a *API) createJoinToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	secret := ids.Secret("gjt")
-	t := store.JoinTokenRecord{Hash: HashToken(secret), JoinToken: api.JoinToken{ID: ids.New("jt"), Labels: req.Labels, AgentLabels: req.AgentLabels, ExpiresAt: now.Add(time.Duration(req.TTLSeconds) * time.Second), MaxUses: req.MaxUses, CreatedAt: now}}
+	if err := validate.Text("owner", req.Owner, 256); err != nil {
+		writeError(w, r, errBadRequest(err.Error()), a.d.Log)
+		return
+	}
+	t := store.JoinTokenRecord{Hash: HashToken(secret), JoinToken: api.JoinToken{ID: ids.New("jt"), Labels: req.Labels, AgentLabels: req.AgentLabels, ExpiresAt: now.Add(time.Duration(req.TTLSeconds) * time.Second), MaxUses: req.MaxUses, CreatedAt: now,
+		Internal: req.Internal, Owner: req.Owner}}
 	if err := a.d.Store.CreateJoinToken(r.Context(), t); err != nil {
 		writeError(w, r, err, a.d.Log)
 		return

@@ -140,6 +140,11 @@ func parallel(fs []func() error) error {
 // then every block in dependency order (in parallel where the graph
 // allows), then removed networks, then the outputs.
 func (a *applier) run(ctx context.Context) error {
+	if ids := a.leaving(); len(ids) > 0 {
+		a.e.lc.leave(a.env, ids)
+		defer a.e.lc.unleave(a.env, ids)
+		a.reconfigure(ctx)
+	}
 	var first []func() error
 	for _, c := range a.plan.Changes {
 		c := c
@@ -170,6 +175,7 @@ func (a *applier) run(ctx context.Context) error {
 		case r.Kind == KindGroup && !a.blockExists(r):
 			last = append(last, func() error {
 				return a.step(r.Address, c.Action, func() error {
+					a.deleteDeployGroup(ctx, r)
 					return a.commit(ctx, func(st *State) { delete(st.Resources, r.Address) })
 				})
 			})
@@ -179,6 +185,39 @@ func (a *applier) run(ctx context.Context) error {
 		return err
 	}
 	return a.outputs(ctx)
+}
+
+// leaving returns the provider ids of the machines the plan removes or
+// replaces (an orphan is not in the state: nobody configured it).
+func (a *applier) leaving() []string {
+	var ids []string
+	for _, c := range a.plan.Changes {
+		r := a.oldSt.Resources[c.Address]
+		if r == nil || r.Kind != KindMachine || c.Action == api.ActionUpdate || strings.HasPrefix(c.Reason, "orphan ") {
+			continue
+		}
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// reconfigure runs configure on the machines that stay, without the
+// leaving ones, and waits for it: a load balancer stops sending requests
+// to a machine before the machine's shutdown script runs.
+func (a *applier) reconfigure(ctx context.Context) {
+	if err := a.flush(ctx); err != nil {
+		return
+	}
+	a.mu.Lock()
+	st, serial := a.st.clone(), a.rec.Serial
+	a.mu.Unlock()
+	ids, err := a.e.lc.configureNow(ctx, a.env, st, serial)
+	if len(ids) > 0 {
+		a.event(api.ApplyEvent{Type: "log", Message: fmt.Sprintf("configure ran on the machines that stay (%s), before the leaving ones shut down", strings.Join(ids, ", "))})
+	}
+	if err != nil {
+		a.event(api.ApplyEvent{Type: "log", Message: "configure before removing machines: " + err.Error()})
+	}
 }
 
 // blockExists reports whether the definition still has the block of a
@@ -457,6 +496,21 @@ func (a *applier) applyRecord(ctx context.Context, addr string, spec config.Grou
 	})
 }
 
+// deleteDeployGroup removes the deployment group a group's deploy block
+// made, once the group is gone (destroy, or the block removed), so that
+// the application can be removed without --force. A deployment still
+// running keeps it (the store refuses): that is logged, not an error, as
+// its machines are gone already.
+func (a *applier) deleteDeployGroup(ctx context.Context, r *Resource) {
+	if r.Spec == nil || r.Spec.App == "" || r.Spec.DeployGroup == "" {
+		return
+	}
+	err := a.e.st.DeleteGroup(ctx, r.Spec.App, r.Spec.DeployGroup)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.event(api.ApplyEvent{Type: "log", Address: r.Address, Message: fmt.Sprintf("deployment group %s/%s kept: %v", r.Spec.App, r.Spec.DeployGroup, err)})
+	}
+}
+
 // deploySelector selects the machines of a group that finished setup.
 func deploySelector(env, group string) string {
 	return provider.LabelEnv + "=" + env + "," + provider.LabelGroup + "=" + group + "," + LabelSetup + "=done"
@@ -494,7 +548,11 @@ func (e *Engine) ensureDeployGroup(ctx context.Context, env, group string, rec G
 func (a *applier) createMachine(ctx context.Context, spec config.GroupSpec, group string, idx int, host bool) error {
 	addr := machineAddress(group, idx, host)
 	name := machineName(a.env, group, idx, host)
-	a.e.revokeHostNamed(ctx, name)
+	// A host of that name is revoked only if it is this machine's own
+	// (an earlier incarnation); another's is never touched (ownership.go).
+	if err := a.e.claimName(ctx, a.env, addr, name); err != nil {
+		return err
+	}
 	pb := a.def.Providers[spec.Provider]
 	p, _, err := a.e.providerFor(pb)
 	if err != nil {
@@ -507,7 +565,7 @@ func (a *applier) createMachine(ctx context.Context, spec config.GroupSpec, grou
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
-	token, err := a.e.cfg.NewJoinToken(ctx, labels, 30*time.Minute)
+	token, err := a.e.cfg.NewJoinToken(ctx, MachineOwner(a.env, addr), labels, 30*time.Minute)
 	if err != nil {
 		return fmt.Errorf("join token: %w", err)
 	}
@@ -544,7 +602,7 @@ func (a *applier) updateMachine(ctx context.Context, old *Resource, spec config.
 		}
 	}
 	if want["labels"] != old.Attrs["labels"] {
-		if h, err := a.e.st.GetHostByName(ctx, old.Name); err == nil {
+		if h, err := a.e.st.GetHostByName(ctx, old.Name); err == nil && owns(h, a.env, old.Address) {
 			labels := map[string]string{}
 			for k, v := range h.Labels {
 				if strings.HasPrefix(k, "gantry.") {
@@ -574,19 +632,30 @@ func (a *applier) deleteMachine(ctx context.Context, r *Resource) error {
 		rec = g.Spec
 	}
 	a.e.Kick() // configure runs once it is gone
-	if rec != nil && rec.Shutdown != "" {
-		if err := a.e.shutdown(ctx, a.env, r, rec); err != nil {
-			a.event(api.ApplyEvent{Type: "log", Address: r.Address, Message: "shutdown: " + err.Error()})
-		}
-	}
 	p, err := a.e.stateProvider(a.def, r.Provider)
 	if err != nil {
 		return err
 	}
+	if rec != nil && rec.Shutdown != "" {
+		// A machine deleted or stopped outside gantry has no agent to run
+		// its shutdown: it is not waited for.
+		if ms, exists, err := p.ReadMachine(ctx, r.ID); err == nil && (!exists || !ms.Running) {
+			why := "deleted"
+			if exists {
+				why = "stopped"
+			}
+			a.event(api.ApplyEvent{Type: "log", Address: r.Address, Message: "shutdown skipped: the machine was " + why + " outside gantry"})
+		} else if err := a.e.shutdown(ctx, a.env, r, rec); err != nil {
+			a.event(api.ApplyEvent{Type: "log", Address: r.Address, Message: "shutdown: " + err.Error()})
+		}
+	}
 	if err := p.DeleteMachine(ctx, r.ID); err != nil {
 		return err
 	}
-	a.e.revokeHostNamed(ctx, r.Name)
+	a.e.revokeOwnedHost(ctx, a.env, r)
+	if a.e.cfg.VoidJoinTokens != nil {
+		a.e.cfg.VoidJoinTokens(ctx, MachineOwner(a.env, r.Address))
+	}
 	return a.commit(ctx, func(st *State) {
 		if cur := st.Resources[r.Address]; cur != nil && cur.ID == r.ID {
 			delete(st.Resources, r.Address)
@@ -594,25 +663,16 @@ func (a *applier) deleteMachine(ctx context.Context, r *Resource) error {
 	})
 }
 
+// MachineOwner is the owner of the join tokens made for the machine at
+// address addr of environment env: "env:dev/group.web[1]".
+func MachineOwner(env, addr string) string { return "env:" + env + "/" + addr }
+
 // groupAddress is the address of a machine's group record.
 func groupAddress(r *Resource) string {
 	if r.Host {
 		return "host." + r.Group
 	}
 	return "group." + r.Group
-}
-
-// revokeHostNamed revokes the live host of that name, if any.
-func (e *Engine) revokeHostNamed(ctx context.Context, name string) {
-	h, err := e.st.GetHostByName(ctx, name)
-	if err != nil {
-		return
-	}
-	if err := e.st.RevokeHost(ctx, h.ID); err != nil {
-		e.log.Error("revoke host", "host", name, "err", err)
-		return
-	}
-	e.cfg.Revoke(h.ID)
 }
 
 // outputs evaluates the outputs with what now exists and records them.

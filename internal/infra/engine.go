@@ -44,6 +44,7 @@ type Store interface {
 	GetRevision(ctx context.Context, app, id string) (api.Revision, error)
 	GetGroup(ctx context.Context, app, name string) (api.DeploymentGroup, error)
 	UpdateGroupSettings(ctx context.Context, g api.DeploymentGroup) error
+	DeleteGroup(ctx context.Context, app, name string) error
 	HostRevisions(ctx context.Context, groupID string) (map[string]store.HostRevision, error)
 	ListDeployments(ctx context.Context, app string, limit int) ([]api.Deployment, error)
 	GetDeployment(ctx context.Context, id string) (api.Deployment, error)
@@ -75,8 +76,12 @@ type Config struct {
 	Agent provider.Agent
 	// Revoke drops a revoked host's bus connections at once.
 	Revoke func(hostID string)
-	// NewJoinToken makes a single-use join token with these labels.
-	NewJoinToken func(ctx context.Context, labels map[string]string, ttl time.Duration) (string, error)
+	// NewJoinToken makes a single-use, internal join token with these
+	// labels for owner, the machine it is made for (MachineOwner).
+	NewJoinToken func(ctx context.Context, owner string, labels map[string]string, ttl time.Duration) (string, error)
+	// VoidJoinTokens deletes the join tokens made for owner once its
+	// machine is deleted (nil: they expire on their own).
+	VoidJoinTokens func(ctx context.Context, owner string)
 	// LockTTL is how long an apply's lock lives without renewal (default
 	// 30s; renewed every third of it while the apply runs, so a killed
 	// server's lock frees itself).

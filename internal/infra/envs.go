@@ -1,13 +1,20 @@
 package infra
 
 import (
+	"archive/tar"
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,6 +49,7 @@ func (e *Engine) Plan(ctx context.Context, env string, req api.EnvRequest) (api.
 func (e *Engine) plan(ctx context.Context, rec store.Environment, st *State, req api.EnvRequest) (api.Plan, error) {
 	env := rec.Name
 	packed, vars := req.Definition, req.Vars
+	var warnings []string
 	scale := map[string]int{}
 	switch {
 	case len(packed) > 0:
@@ -51,13 +59,17 @@ func (e *Engine) plan(ctx context.Context, rec store.Environment, st *State, req
 		}
 	case req.Destroy || len(req.Scale) > 0:
 		if rec.Serial == 0 {
-			if req.Destroy {
-				return api.Plan{Env: env, Changes: []api.PlanChange{}, Destroy: true, CreatedAt: e.now().UTC()}, nil
-			}
-			return api.Plan{}, fmt.Errorf("%w: environment %s was never applied: run `gantry up DIR --env %s` first", store.ErrNotFound, env, env)
+			return api.Plan{}, e.notFound(ctx, env)
 		}
 		packed = rec.Definition
 		_ = json.Unmarshal(rec.Vars, &vars)
+		if len(req.Match) > 0 {
+			w, err := e.checkMatch(env, rec, st, vars, req)
+			if err != nil {
+				return api.Plan{}, err
+			}
+			warnings = append(warnings, w...)
+		}
 		for k, v := range st.Scale {
 			scale[k] = v
 		}
@@ -95,6 +107,10 @@ func (e *Engine) plan(ctx context.Context, rec store.Environment, st *State, req
 		return pl, err
 	}
 	pl.Serial, pl.Definition, pl.Vars, pl.Destroy, pl.CreatedAt = rec.Serial, packed, vars, req.Destroy, e.now().UTC()
+	pl.Source, pl.Warnings = req.Source, warnings
+	if len(req.Definition) == 0 {
+		pl.Source = st.Source
+	}
 	if len(scale) > 0 {
 		pl.Scale = scale
 	}
@@ -116,6 +132,13 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 	if who == "" {
 		who = "unknown"
 	}
+	if len(req.Definition) == 0 && req.Plan == nil {
+		// Destroy and scale act on an environment that exists: refused
+		// before the lock, so that a typo creates nothing.
+		if _, err := e.st.GetEnvironment(ctx, env); errors.Is(err, store.ErrNotFound) {
+			return api.Environment{}, e.notFound(ctx, env)
+		}
+	}
 	release, err := e.lock(ctx, env, who, time.Duration(req.LockTimeoutSeconds)*time.Second)
 	if err != nil {
 		return api.Environment{}, err
@@ -125,8 +148,8 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 	if err != nil {
 		return api.Environment{}, err
 	}
-	if rec.Serial == 0 && req.Destroy {
-		return api.Environment{}, fmt.Errorf("environment %s: %w (nothing to destroy)", env, store.ErrNotFound)
+	if rec.Serial == 0 && (req.Destroy || (req.Plan != nil && req.Plan.Destroy)) {
+		return api.Environment{}, e.notFound(ctx, env)
 	}
 	var pl api.Plan
 	if req.Plan != nil {
@@ -147,8 +170,14 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 			return api.Environment{}, err
 		}
 	}
+	if rec.Serial == 0 {
+		emit(api.ApplyEvent{Type: "log", Message: fmt.Sprintf("Creating environment %q (new).", env)})
+	}
+	for _, w := range pl.Warnings {
+		emit(api.ApplyEvent{Type: "log", Message: "Warning: " + w})
+	}
 	sum := pl.Summary
-	emit(api.ApplyEvent{Type: "plan", Summary: &sum, Message: fmt.Sprintf("%d to create, %d to update, %d to replace, %d to destroy", pl.Summary.Create, pl.Summary.Update, pl.Summary.Replace, pl.Summary.Delete)})
+	emit(api.ApplyEvent{Type: "plan", Summary: &sum, Serial: rec.Serial, Message: fmt.Sprintf("%d to create, %d to update, %d to replace, %d to destroy", pl.Summary.Create, pl.Summary.Update, pl.Summary.Replace, pl.Summary.Delete)})
 	var def *config.Definition
 	if len(pl.Definition) > 0 {
 		if def, err = e.loadDefinition(env, pl.Definition, pl.Vars); err != nil {
@@ -165,10 +194,13 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 		a.changes[c.Address] = c
 	}
 	// The definition is recorded first, so that scale and destroy find it.
-	if err := a.commit(ctx, func(*State) {
+	if err := a.commit(ctx, func(st *State) {
 		if len(pl.Definition) > 0 {
 			a.rec.Definition = pl.Definition
 			a.rec.Vars, _ = json.Marshal(pl.Vars)
+		}
+		if pl.Source != "" {
+			st.Source = pl.Source
 		}
 		if a.rec.Definition == nil {
 			a.rec.Definition = []byte{}
@@ -194,10 +226,131 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 // Get returns an environment with its machines' phases and its runs.
 func (e *Engine) Get(ctx context.Context, env string) (api.Environment, error) {
 	rec, err := e.st.GetEnvironment(ctx, env)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Environment{}, e.notFound(ctx, env)
+	}
 	if err != nil {
 		return api.Environment{}, err
 	}
 	return e.view(ctx, rec)
+}
+
+// notFound is the one error for an environment that does not exist: it
+// lists the ones that do (store.ErrNotFound, so a 404).
+func (e *Engine) notFound(ctx context.Context, env string) error {
+	var names []string
+	if recs, err := e.st.ListEnvironments(ctx); err == nil {
+		for _, r := range recs {
+			names = append(names, r.Name)
+		}
+	}
+	return NotFound(env, names)
+}
+
+// NotFound phrases a missing environment, with those that exist:
+//
+//	environment "stagign" not found; environments: demo, dev
+//	environment "dev" not found; there are no environments (gantry up DIR --env dev creates one)
+//
+// It wraps store.ErrNotFound, so the API answers 404.
+func NotFound(env string, existing []string) error {
+	list := "environments: " + strings.Join(existing, ", ")
+	if len(existing) == 0 {
+		list = fmt.Sprintf("there are no environments (gantry up DIR --env %s creates one)", env)
+	}
+	return fmt.Errorf("environment %q %w; %s", env, store.ErrNotFound, list)
+}
+
+// checkMatch compares the definition a caller names (destroy DIR, scale
+// DIR) with the one applied to the environment. The same content matches;
+// so does an edit of the same directory with the same groups (then with a
+// warning: the applied definition is what is used). Anything else is
+// refused, naming both.
+func (e *Engine) checkMatch(env string, rec store.Environment, st *State, vars []string, req api.EnvRequest) (warnings []string, err error) {
+	given, applied := definitionDigest(req.Match), definitionDigest(rec.Definition)
+	if given == applied {
+		return nil, nil
+	}
+	gdef, err := e.loadDefinition(env, req.Match, vars)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: the directory given cannot be compared with the definition applied to environment %q: %w", ErrInvalid, orUnknown(req.Source), env, err)
+	}
+	adef, err := e.loadDefinition(env, rec.Definition, vars)
+	if err != nil {
+		return nil, err
+	}
+	gGroups, aGroups := blockNames(gdef), blockNames(adef)
+	sameSource := req.Source == "" || st.Source == "" || req.Source == st.Source
+	if sameSource && gGroups == aGroups {
+		return []string{fmt.Sprintf("%s changed since it was applied to environment %q (sha256 %s, applied %s): the applied definition is used; run gantry apply to apply the changes", orUnknown(req.Source), env, given, applied)}, nil
+	}
+	what := "destroy"
+	if !req.Destroy {
+		what = "scale"
+	}
+	return nil, fmt.Errorf("%w: %s (sha256 %s, %s) does not match the definition applied to environment %q (%s, sha256 %s, %s): %s acts on the applied definition; pass the directory it was applied from, or no directory", ErrInvalid,
+		orUnknown(req.Source), given, gGroups, env, orUnknown(st.Source), applied, aGroups, what)
+}
+
+// blockNames names a definition's groups and hosts, for messages and
+// comparisons ("groups db, web; hosts legacy").
+func blockNames(d *config.Definition) string {
+	s := "groups " + orNone(strings.Join(slices.Sorted(maps.Keys(d.Groups)), ", "))
+	if len(d.Hosts) > 0 {
+		s += "; hosts " + strings.Join(slices.Sorted(maps.Keys(d.Hosts)), ", ")
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func orUnknown(source string) string {
+	if source == "" {
+		return "(directory unknown)"
+	}
+	return source
+}
+
+// definitionDigest is a digest of a packed definition's files (names and
+// contents, not the archive's timestamps), 12 hex digits: the same
+// directory packed twice has the same digest.
+func definitionDigest(packed []byte) string {
+	h := sha256.New()
+	zr, err := gzip.NewReader(bytes.NewReader(packed))
+	if err == nil {
+		tr := tar.NewReader(zr)
+		type entry struct {
+			name string
+			sum  [32]byte
+		}
+		var entries []entry
+		for {
+			hdr, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if hdr.Typeflag != tar.TypeReg {
+				continue
+			}
+			b, err := io.ReadAll(io.LimitReader(tr, 64<<20))
+			if err != nil {
+				break
+			}
+			entries = append(entries, entry{strings.TrimPrefix(hdr.Name, "./"), sha256.Sum256(b)})
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+		for _, en := range entries {
+			fmt.Fprintf(h, "%s\x00%x\n", en.name, en.sum)
+		}
+	} else {
+		h.Write(packed)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // List returns every environment.
@@ -255,7 +408,7 @@ func (e *Engine) view(ctx context.Context, rec store.Environment) (api.Environme
 		return out, err
 	}
 	for _, v := range views {
-		m := api.EnvMachine{Address: v.r.Address, Group: v.r.Group, Index: v.r.Index, Name: v.r.Name, IP: v.r.IP, Phase: v.phase, Revision: v.rev, Error: v.err}
+		m := api.EnvMachine{Address: v.r.Address, Group: v.r.Group, Index: v.r.Index, Name: v.r.Name, IP: v.r.IP, Phase: v.phase, Revision: v.rev, Error: v.err, Failure: v.fail}
 		if v.found {
 			m.HostID = v.host.ID
 		}
@@ -282,5 +435,6 @@ func (e *Engine) view(ctx context.Context, rec store.Environment) (api.Environme
 		_ = json.Unmarshal(rec.Events, &runs)
 	}
 	out.Events = runs
+	out.Progress = progress(views, runs, max(configureLimit(st), 150*time.Second), e.now())
 	return out, nil
 }

@@ -76,7 +76,7 @@ func newHarness(t *testing.T) *harness {
 	e := New(st, fakeFleet{}, &fakeDeployer{}, Config{
 		DataDir: filepath.Join(dir, "infra"),
 		Agent:   provider.Agent{Binary: "/bin/true", ServerURL: "http://127.0.0.1:1", BusURL: "nats://127.0.0.1:2"},
-		NewJoinToken: func(context.Context, map[string]string, time.Duration) (string, error) {
+		NewJoinToken: func(context.Context, string, map[string]string, time.Duration) (string, error) {
 			tokens++
 			return "gjt_test", nil
 		},
@@ -401,17 +401,28 @@ func TestScaleInKeepsMachinesInADeployment(t *testing.T) {
 	}
 }
 
-// recordingFleet takes lifecycle jobs without running them; its hosts are
-// all online.
+// recordingFleet takes lifecycle jobs without running them (recording
+// them in st, when set, as the fleet engine would); its hosts are all
+// online.
 type recordingFleet struct {
 	mu   sync.Mutex
+	st   store.Store
 	jobs []api.Job
 	exec map[string][]api.Execution
 }
 
-func (f *recordingFleet) CreateInternalJob(_ context.Context, j api.Job, xs []api.Execution) (api.Job, error) {
+func (f *recordingFleet) CreateInternalJob(ctx context.Context, j api.Job, xs []api.Execution) (api.Job, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.st != nil {
+		j.State = api.JobRunning
+		for i := range xs {
+			xs[i].JobID, xs[i].State = j.ID, api.ExecPending
+		}
+		if err := f.st.CreateJob(ctx, j, xs); err != nil {
+			return j, err
+		}
+	}
 	f.jobs = append(f.jobs, j)
 	if f.exec == nil {
 		f.exec = map[string][]api.Execution{}
@@ -421,13 +432,14 @@ func (f *recordingFleet) CreateInternalJob(_ context.Context, j api.Job, xs []ap
 }
 func (f *recordingFleet) HostOnline(string) bool { return true }
 
-// TestConfigureCoalescesAndSupersedes drives the lifecycle controller with
+// TestConfigureCoalescesOneAtATime drives the lifecycle controller with
 // a clock of its own: a membership change waits for the debounce, a burst
-// gives one configure, and a configure still running when the next starts
-// is marked superseded. Each machine's context lists the online machines.
-func TestConfigureCoalescesAndSupersedes(t *testing.T) {
+// gives one configure, and the next configure waits until the one still
+// running has ended (an older run ending last would leave its membership
+// in place). Each machine's context lists the online machines.
+func TestConfigureCoalescesOneAtATime(t *testing.T) {
 	h := newHarness(t)
-	fl := &recordingFleet{}
+	fl := &recordingFleet{st: h.st}
 	h.e.fl = fl
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -449,7 +461,7 @@ func TestConfigureCoalescesAndSupersedes(t *testing.T) {
 		name := machineName("co", "web", i, false)
 		st.Resources[machineAddress("web", i, false)] = &Resource{Address: machineAddress("web", i, false), Kind: KindMachine, Group: "web", Index: i, Name: name, IP: "10.1.0." + string(rune('1'+i))}
 		ids[name] = "h-" + name
-		if err := h.st.EnrollHost(ctx, "th", now, store.HostRecord{Host: api.Host{ID: ids[name], Name: name, Labels: map[string]string{LabelSetup: "done"}, EnrolledAt: now}, NKey: "U" + name}); err != nil {
+		if err := h.st.EnrollHost(ctx, "th", now, store.HostRecord{Host: api.Host{ID: ids[name], Name: name, Labels: map[string]string{LabelSetup: "done", provider.LabelEnv: "co", provider.LabelResource: machineAddress("web", i, false)}, EnrolledAt: now}, NKey: "U" + name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -489,6 +501,25 @@ func TestConfigureCoalescesAndSupersedes(t *testing.T) {
 		tick(100 * time.Millisecond)
 	}
 	tick(600 * time.Millisecond)
+	if n := len(configures()); n != 1 {
+		t.Fatalf("%d configure jobs while the first still runs, want 1 (one at a time)", n)
+	}
+	if p := progress(nil, h.e.lc.runsOf("co"), time.Minute, now); p.Settled {
+		t.Fatalf("progress with a configure running = %+v, want not settled", p)
+	}
+	// The first configure ends (succeeded): the next one starts.
+	var ups []store.ExecUpdate
+	zero := 0
+	for _, x := range fl.exec[cf[0].ID] {
+		ups = append(ups, store.ExecUpdate{ID: x.ID, State: api.ExecSucceeded, ExitCode: &zero, FinishedAt: &now})
+	}
+	if err := h.st.UpdateExecutions(ctx, ups); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.FinishJob(ctx, cf[0].ID, now); err != nil {
+		t.Fatal(err)
+	}
+	tick(100 * time.Millisecond)
 	cf = configures()
 	if len(cf) != 2 {
 		t.Fatalf("%d configure jobs after a burst of two leaves, want 2 in all (the burst coalesced)", len(cf))
@@ -512,8 +543,8 @@ func TestConfigureCoalescesAndSupersedes(t *testing.T) {
 		t.Fatalf("second configure's context/env = %+v", cmd)
 	}
 	runs := h.e.lc.runsOf("co")
-	if len(runs) != 2 || runs[0].State != "superseded" || runs[1].State != "running" || strings.Join(runs[1].Online, ",") != "co-web-0" {
-		t.Fatalf("runs = %+v, want the first superseded and the second running with online [co-web-0]", runs)
+	if len(runs) != 2 || runs[0].State != "succeeded" || runs[1].State != "running" || strings.Join(runs[1].Online, ",") != "co-web-0" || runs[1].Serial != 1 || runs[1].Group != "web" {
+		t.Fatalf("runs = %+v, want the first succeeded and the second running with online [co-web-0], serial 1, group web", runs)
 	}
 	// A restarted controller remembers the membership it configured.
 	h.e.lc = newLifecycle(h.e)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/infra/config"
+	"github.com/gantry-dev/gantry/internal/infra/planview"
 	"github.com/gantry-dev/gantry/internal/provider"
 )
 
@@ -222,6 +223,11 @@ func (e *Engine) makePlan(ctx context.Context, in planInput) (api.Plan, error) {
 			pl.Summary.Delete++
 		}
 	}
+	// A machine to create must not take a name that a host the
+	// environment does not own holds (ownership.go).
+	if err := e.checkNames(ctx, in.env, pl); err != nil {
+		return pl, err
+	}
 	return pl, nil
 }
 
@@ -279,6 +285,7 @@ func (e *Engine) planGroup(ctx context.Context, in planInput, b *config.Block, p
 	gaddr := b.Address()
 	wanted[gaddr] = true
 	if c := diffResource(gaddr, in.st.Resources[gaddr], groupAttrs(spec, rec), "", func(string) bool { return false }); c != nil {
+		scriptDiffs(c, in.st.Resources[gaddr], rec)
 		pl.Changes = append(pl.Changes, *c)
 	}
 	pb := in.def.Providers[spec.Provider]
@@ -318,6 +325,31 @@ func (e *Engine) planGroup(ctx context.Context, in planInput, b *config.Block, p
 		world.Groups[b.Name] = config.GroupValue(b.Name, spec.Labels, refs)
 	}
 	return nil
+}
+
+// scriptDiffs adds the unified diff of each changed script of a group's
+// record (the state and the plan only compare digests).
+func scriptDiffs(c *api.PlanChange, old *Resource, rec GroupRecord) {
+	if c.Action != api.ActionUpdate || old == nil || old.Spec == nil {
+		return
+	}
+	for i, at := range c.Attrs {
+		var before, after string
+		switch at.Name {
+		case "setup":
+			before, after = old.Spec.Setup, rec.Setup
+		case "configure":
+			before, after = old.Spec.Configure, rec.Configure
+		case "shutdown":
+			before, after = old.Spec.Shutdown, rec.Shutdown
+		default:
+			continue
+		}
+		if at.Unknown || before == after {
+			continue
+		}
+		c.Attrs[i].Diff = planview.UnifiedDiff(before, after, 3)
+	}
 }
 
 // chooseKept returns the indexes a group of count machines keeps: existing

@@ -33,6 +33,9 @@ type State struct {
 	// Scale holds counts set by `gantry scale`, by group: they win over the
 	// definition's count until an apply from a definition replaces them.
 	Scale map[string]int `json:"scale,omitempty"`
+	// Source is the directory the definition was last applied from (as
+	// the client named it, absolute), "" if unknown.
+	Source string `json:"source,omitempty"`
 
 	// byGroup indexes the machines by group; nil until needed, and reset by
 	// every change of Resources (changed).

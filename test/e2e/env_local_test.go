@@ -34,7 +34,10 @@ group "web" {
   count     = var.web_count
   labels    = { role = "web" }
   setup     = templatefile("web-setup.sh", { trace = var.trace, db = group.db.hosts[0].name })
-  configure = "cp \"$GANTRY_CONTEXT\" ${var.trace}/ctx-$GANTRY_HOST_NAME.json && echo \"$GANTRY_GROUP_WEB_ADDRESSES\" > ${var.trace}/addrs-$GANTRY_HOST_NAME"
+  # Written to a temporary name, then renamed: the test polls these files
+  # and must never read one half-written. addrs first: a new ctx file
+  # means its addrs file is there.
+  configure = "echo \"$GANTRY_GROUP_WEB_ADDRESSES\" > ${var.trace}/.addrs-$GANTRY_HOST_NAME && mv ${var.trace}/.addrs-$GANTRY_HOST_NAME ${var.trace}/addrs-$GANTRY_HOST_NAME && cp \"$GANTRY_CONTEXT\" ${var.trace}/.ctx-$GANTRY_HOST_NAME.json && mv ${var.trace}/.ctx-$GANTRY_HOST_NAME.json ${var.trace}/ctx-$GANTRY_HOST_NAME.json"
   shutdown  = "sleep $(cat ${var.trace}/shutdown-delay 2>/dev/null || echo 0); echo \"$GANTRY_HOST_NAME\" >> ${var.trace}/shutdown.log"
   depends_on = [group.db]
 }

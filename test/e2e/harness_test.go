@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +36,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	e2eDir = dir
 	gantryBin = filepath.Join(dir, "gantry")
 	build := exec.Command("go", "build", "-o", gantryBin, "../../cmd/gantry")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -58,8 +60,90 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if leaked := leakedProcesses(dir); len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: processes of this e2e run still running after the tests (killed now):\n")
+		for _, l := range leaked {
+			fmt.Fprintf(os.Stderr, "  %s\n", l)
+		}
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// killProcsNaming kills every process whose command line names dir (the
+// agents a test's server started in its data directory), or whose
+// executable lies in dir, and waits until
+// they are gone (at most 5 s).
+func killProcsNaming(dir string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
+			if !strings.Contains(string(cmdline), dir+"/") && !strings.HasPrefix(exe, dir+"/") {
+				continue
+			}
+			if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+				if i := bytes.LastIndexByte(st, ')'); i > 0 && bytes.HasPrefix(bytes.TrimSpace(st[i+1:]), []byte("Z")) {
+					continue
+				}
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			left++
+		}
+		if left == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// leakedProcesses finds the processes still running whose executable lies
+// in dir (the run's gantry binaries, the README runner's copy) or whose
+// command line names dir, waits up to 5 s for them to end (agents stop on
+// SIGTERM when their server dies), then kills the rest and describes them.
+func leakedProcesses(dir string) []string {
+	find := func() map[int]string {
+		found := map[int]string{}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+				if i := bytes.LastIndexByte(st, ')'); i > 0 && bytes.HasPrefix(bytes.TrimSpace(st[i+1:]), []byte("Z")) {
+					continue // a zombie: already dead
+				}
+			}
+			exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
+			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			cl := strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+			if strings.HasPrefix(exe, dir+"/") || strings.Contains(cl, dir+"/") {
+				found[pid] = fmt.Sprintf("pid %d: %s", pid, cl)
+			}
+		}
+		return found
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	found := find()
+	for len(found) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		found = find()
+	}
+	var out []string
+	for pid, desc := range found {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		out = append(out, desc)
+	}
+	return out
 }
 
 // freeAddr returns a loopback address with a port that was free just now.
@@ -189,6 +273,10 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	if o.plain {
 		c.url = "http://" + c.httpAddr
 	}
+	// Registered before the server's cleanup, so it runs after it: agents
+	// the local provider started (their own sessions: they outlive a
+	// killed server, as real machines would) are killed too.
+	t.Cleanup(func() { killProcsNaming(c.dir) })
 	c.startServer()
 	return c
 }
