@@ -142,7 +142,7 @@ func TestUserMistakes(t *testing.T) {
 		// --env everywhere, object removal).
 		{"terraform's -auto-approve", []string{"apply", "-auto-approve", "--env", "x"}, nil, 2, "did you mean --auto-approve?", none},
 		{"mistyped flag", []string{"hosts", "ls", "--selecter", "role=m"}, nil, 2, "Error: unknown flag: --selecter (did you mean --selector?)", none},
-		{"mistyped --env", []string{"env", "show", "--env", "nosuchenv"}, nil, 1, `Error: environment "nosuchenv" not found; environments: `, none},
+		{"mistyped --env", []string{"env", "show", "--env", "nosuchenv"}, nil, 1, `Error: environment "nosuchenv" not found; there are no environments (gantry up DIR --env nosuchenv creates one)`, none},
 		{"app rm of an unknown app", []string{"app", "rm", "nosuchapp9"}, nil, 1, `Error: app "nosuchapp9" not found; apps: `, none},
 		{"app rm of an app in use", []string{"app", "rm", "shop"}, nil, 1, `Error: app "shop" is in use by deployment group`, none},
 		{"unreadable --script", []string{"run", "--selector", "role=m", "--script", filepath.Join(empty, "nope.sh")}, nil, 2, "Error: --script: ", none},
