@@ -380,12 +380,17 @@ func (l *lifecycle) advance(ctx context.Context, env string, st *State, v machin
 // deployment once one of its machines is set up; later machines get it
 // from the deployment engine's catch-up.
 func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []machineView) error {
-	ready := map[string]bool{} // group address with a set-up machine
+	ready := map[string]int{}   // group address → its set-up machines
+	pending := map[string]int{} // group address → machines still to be set up
 	for _, v := range views {
-		if v.found && v.host.Labels[LabelSetup] == "done" {
-			ready[groupAddress(v.r)] = true
+		switch {
+		case v.found && v.host.Labels[LabelSetup] == "done":
+			ready[groupAddress(v.r)]++
+		case v.phase != api.PhaseFailed:
+			pending[groupAddress(v.r)]++
 		}
 	}
+	var errs []error
 	for addr := range ready {
 		g := st.Resources[addr]
 		if g == nil || g.Spec == nil || g.Spec.App == "" {
@@ -410,15 +415,22 @@ func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []ma
 			continue
 		}
 		d, err := l.e.dep.Deploy(ctx, rec.App, rec.DeployGroup, api.DeployRequest{Revision: rec.Revision, Description: "environment " + st.Env})
+		if err != nil && pending[addr] > 0 {
+			// E.g. HalfAtATime refuses a group of one host: more of the
+			// group's machines are being set up, so try again with them.
+			l.e.log.Debug("environment deployment waits for more machines", "env", st.Env, "group", g.Group, "ready", ready[addr], "pending", pending[addr], "err", err)
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("deploy %s to %s: %w", rec.Revision, rec.DeployGroup, err)
+			errs = append(errs, fmt.Errorf("deploy %s to %s: %w", rec.Revision, rec.DeployGroup, err))
+			continue
 		}
 		l.mu.Lock()
 		l.deployed[key] = true
 		l.mu.Unlock()
 		l.e.log.Info("environment deployment started", "env", st.Env, "group", g.Group, "deployment", d.ID, "revision", rec.Revision)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (l *lifecycle) lastDeployment(ctx context.Context, g api.DeploymentGroup) *api.Deployment {

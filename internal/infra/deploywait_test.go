@@ -1,0 +1,62 @@
+package infra
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/store"
+)
+
+// refusingDeployer refuses every deployment, as HalfAtATime does on a
+// group of one host, and counts the tries.
+type refusingDeployer struct {
+	fakeDeployer
+	tries int
+}
+
+func (d *refusingDeployer) Deploy(context.Context, string, string, api.DeployRequest) (api.Deployment, error) {
+	d.tries++
+	return api.Deployment{}, errors.New("HalfAtATime keeps 1 of the group's 1 hosts healthy")
+}
+
+// An environment group's first deployment that the deployment engine
+// refuses is an error only once no machine of the group is left to be set
+// up: before that, more hosts may make the configuration fit.
+func TestEnvDeploymentWaitsForPendingMachines(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	dep := &refusingDeployer{}
+	h.e.dep = dep
+	now := time.Now().UTC()
+	if err := h.st.CreateApplication(ctx, api.Application{Name: "shop", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.CreateGroup(ctx, api.DeploymentGroup{ID: "g-1", App: "shop", Name: "e-web", Selector: "role=web", Config: "HalfAtATime", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	st := &State{Env: "e", Resources: map[string]*Resource{
+		"group.web": {Address: "group.web", Kind: KindGroup, Group: "web", Spec: &GroupRecord{App: "shop", DeployGroup: "e-web", Revision: "r-1", Config: "HalfAtATime"}},
+	}}
+	machine := func(i int, setUp bool, phase string) machineView {
+		v := machineView{r: &Resource{Address: machineAddress("web", i, false), Kind: KindMachine, Group: "web", Index: i}, phase: phase}
+		if setUp {
+			v.found, v.host = true, store.HostRecord{Host: api.Host{ID: "h-" + v.r.Address, Labels: map[string]string{LabelSetup: "done"}}}
+		}
+		return v
+	}
+	// One machine set up, the other still being created: no error.
+	if err := h.e.lc.ensureDeployments(ctx, st, []machineView{machine(0, true, api.PhaseOnline), machine(1, false, api.PhaseCreating)}); err != nil {
+		t.Fatalf("with a machine still being set up: %v, want no error (wait for it)", err)
+	}
+	if dep.tries != 1 {
+		t.Fatalf("deploy tried %d times, want 1", dep.tries)
+	}
+	// Every machine set up (or failed) and still refused: the error shows.
+	err := h.e.lc.ensureDeployments(ctx, st, []machineView{machine(0, true, api.PhaseOnline), machine(1, false, api.PhaseFailed)})
+	if err == nil || dep.tries != 2 {
+		t.Fatalf("with nothing left to set up: err %v after %d tries, want the refusal", err, dep.tries)
+	}
+}
