@@ -210,6 +210,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	if len(jobs) > 0 {
 		e.log.Info("resuming unfinished jobs", "jobs", len(jobs))
 	}
+	// A server killed after it stored a job's last result but before it
+	// marked the job finished left a running job with nothing left to
+	// run: finish it now (nothing else would).
+	for _, j := range jobs {
+		e.maybeFinish(ctx, j.ID)
+	}
 	// Only now: status reports that arrived during start-up waited in
 	// e.results, and are judged against the loaded jobs (or the store).
 	go e.resultLoop(ctx)

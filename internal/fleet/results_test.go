@@ -104,6 +104,31 @@ func TestResultDuringStartUpIsStoredBeforeAck(t *testing.T) {
 	}
 }
 
+// A server killed after it stored a job's last result but before it marked
+// the job finished: the next start finishes the job (it has nothing left
+// to run, and no result will come to finish it).
+func TestStartFinishesJobWhoseExecutionsAreFinal(t *testing.T) {
+	r := newRig(t, "a")
+	now := r.clock
+	job := api.Job{ID: "j-done", Selector: "role=x", Script: "true", TimeoutSeconds: 60, State: api.JobRunning, CreatedAt: now}
+	execs := []api.Execution{{ID: "x-a", JobID: job.ID, HostID: r.hosts["a"], HostName: "a", State: api.ExecSucceeded, StartedAt: &now, FinishedAt: &now}}
+	if err := r.st.CreateJob(r.ctx, job, execs); err != nil {
+		t.Fatal(err)
+	}
+	if j := r.job(job.ID); j.State != api.JobRunning {
+		t.Fatalf("stored job %s, want running (as the killed server left it)", j.State)
+	}
+	e2 := New(r.st, func(protocol.Command) error { return nil }, Config{}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	if err := e2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if j := r.job(job.ID); j.State != api.JobFinished || j.FinishedAt == nil {
+		t.Fatalf("after Start: job %s, want finished", j.State)
+	}
+}
+
 // A result that could not be stored is never acknowledged as stored nor
 // refused for good: the agent keeps it and sends it again.
 func TestResultNotStoredIsNotAcked(t *testing.T) {
