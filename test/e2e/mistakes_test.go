@@ -20,7 +20,7 @@ import (
 // original command is run again, until it succeeds.
 func TestUserMistakes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("e2e")
+		t.Skip("-short: starts a server and an agent")
 	}
 	c := newCluster(t, clusterOpts{})
 	c.agentsOnline(map[string]string{"m1": "role=m"})
@@ -225,7 +225,7 @@ func noInternals(t *testing.T, r result) {
 // SQLite's do, without the driver's text.
 func TestUserMistakesPostgres(t *testing.T) {
 	if testing.Short() {
-		t.Skip("e2e")
+		t.Skip("-short: starts a server and an agent")
 	}
 	c := newCluster(t, clusterOpts{database: pgtest.FreshSchema(t)})
 	c.gantry("app", "create", "shop").ok(t)
