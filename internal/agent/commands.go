@@ -46,6 +46,10 @@ func (a *Agent) onCommand(m *nats.Msg) {
 		return
 	}
 	switch {
+	case cmd.Kind == protocol.CmdLB && cmd.LB != nil:
+		// Idempotent, answered on the reply subject, not journaled (lb.go).
+		a.onLB(m, cmd, refusal)
+		return
 	case cmd.Kind == protocol.CmdCancel && cmd.Cancel != nil:
 		if cancel, ok := a.running.Load(cmd.Cancel.ExecID); ok {
 			a.log.Warn("canceling command on the server's order", "id", cmd.Cancel.ExecID)

@@ -4,10 +4,16 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 )
+
+// ReplyWindow is how long an agent may answer a request it received (the
+// server's load balancer commands, whose drains and health waits take
+// that long at most).
+const ReplyWindow = 10 * time.Minute
 
 // HostLookup resolves an agent's NATS public key to its host id; ok is false
 // for unknown and revoked hosts.
@@ -61,6 +67,10 @@ func (a *Authenticator) Check(c server.ClientAuthentication) bool {
 		Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: pubs},
 			Subscribe: &server.SubjectPermission{Allow: subs},
+			// An agent answers a request it received (a load balancer
+			// command) once, on the request's reply subject, within
+			// ReplyWindow; it may publish on no other reply subject.
+			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: ReplyWindow},
 		},
 	})
 	return true

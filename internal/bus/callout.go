@@ -88,6 +88,9 @@ func authorizeCallout(req *jwt.AuthorizationRequestClaims, issuer nkeys.KeyPair,
 	pubs, subs := agentPermissions(hostID)
 	uc.Pub.Allow.Add(pubs...)
 	uc.Sub.Allow.Add(subs...)
+	// As in Authenticator.Check: one answer per request received (the
+	// load balancer's LB commands), within ReplyWindow.
+	uc.Resp = &jwt.ResponsePermission{MaxMsgs: 1, Expires: ReplyWindow}
 	token, err := uc.Encode(issuer)
 	if err != nil {
 		return "", "internal error"

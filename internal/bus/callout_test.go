@@ -98,6 +98,15 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
 		t.Fatalf("own heartbeat not delivered: %v", err)
 	}
+	// It may answer a request the server sends it (the LB commands), once.
+	if _, err := nc.Subscribe(CommandSubject("h-ext"), func(m *nats.Msg) { _ = m.Respond([]byte("done")) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	reply, err := b.Conn.Request(CommandSubject("h-ext"), []byte("lb"), 10*time.Second)
+	if err != nil || string(reply.Data) != "done" {
+		t.Fatalf("the agent could not answer the server's request through the callout: %v %v", reply, err)
+	}
 	// Another host's subjects are refused.
 	_, _ = nc.SubscribeSync(CommandSubject("h-other"))
 	_ = nc.Publish(AgentSubject("h-other", KindStatus), []byte("{}"))

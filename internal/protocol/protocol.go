@@ -15,6 +15,11 @@ const (
 	CmdExec   = "exec"   // run a script
 	CmdDeploy = "deploy" // run one host's step of a deployment
 	CmdCancel = "cancel" // kill a running command (deployments stop --force)
+	// CmdLB drives the load balancer on the host. It is a request: the
+	// agent answers on the message's reply subject with an LBResult. It is
+	// idempotent (it sets states, it does not run scripts), so it is not
+	// journaled.
+	CmdLB = "lb"
 )
 
 // StreamLifecycle is the Output stream of a deploy command's progress: each
@@ -32,6 +37,7 @@ type Command struct {
 	Exec      *ExecCommand   `json:"exec,omitempty"`
 	Deploy    *DeployCommand `json:"deploy,omitempty"`
 	Cancel    *CancelCommand `json:"cancel,omitempty"`
+	LB        *LBCommand     `json:"lb,omitempty"`
 }
 
 // DeployCommand is one host's step of a deployment: fetch the bundle,
@@ -53,6 +59,14 @@ type DeployCommand struct {
 	// HealthCheck is run after ValidateService; nil for none.
 	HealthCheck *api.HealthCheck `json:"health_check,omitempty"`
 	OutputCap   int              `json:"output_cap"`
+	// Traffic adds the six traffic events: the group is behind a load
+	// balancer, and at BlockTraffic and AllowTraffic the agent asks the
+	// server (TrafficRequest) to take the host out and let it in again.
+	Traffic bool `json:"traffic,omitempty"`
+	// TrafficTimeoutMillis is how long the agent waits for the server's
+	// answer to a TrafficRequest (the drain timeout and the wait for the
+	// host to be UP, with margins); 0: 10 minutes.
+	TrafficTimeoutMillis int64 `json:"traffic_timeout_ms,omitempty"`
 }
 
 // CancelCommand kills a running command's processes.
@@ -162,4 +176,89 @@ type Status struct {
 type Ack struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+}
+
+// LB operations (LBCommand.Op).
+const (
+	// LBConfigure makes the load balancer serve Config (a managed one):
+	// servers added (in their given state) or removed at runtime, the
+	// configuration rewritten, and a seamless reload only when a backend
+	// itself changed.
+	LBConfigure = "configure"
+	// LBStatus reports the servers of Backend ("" for all).
+	LBStatus = "status"
+	// LBSet sets Server's Weight (when >= 0) and State (when not "").
+	LBSet = "set"
+	// LBWeights sets the weights of several servers of Backend at once.
+	LBWeights = "weights"
+	// LBDrain puts Server in drain, waits until its sessions are 0 or
+	// Timeout passed, then puts it in maint. Refused when it would leave
+	// Backend without a ready server that is UP.
+	LBDrain = "drain"
+	// LBAllow lets Server in: health forced down, state ready, then it
+	// waits (up to Timeout) for the load balancer's own checks to make it
+	// UP (rise checks in a row), with Weight when >= 0.
+	LBAllow = "allow"
+	// LBRemove drains Server (as LBDrain, without the last-server guard)
+	// and deletes it.
+	LBRemove = "remove"
+)
+
+// LBCommand is one operation on the host's load balancer.
+type LBCommand struct {
+	// Driver is the load balancer's kind ("haproxy").
+	Driver string `json:"driver"`
+	// Socket and StateFile address a load balancer gantry does not
+	// configure (see api.LBTarget); "" for the one the agent manages.
+	Socket    string `json:"socket,omitempty"`
+	StateFile string `json:"state_file,omitempty"`
+	Op        string `json:"op"`
+	// Config is the whole managed configuration (LBConfigure).
+	Config  *api.LBConfig `json:"config,omitempty"`
+	Backend string        `json:"backend,omitempty"`
+	Server  string        `json:"server,omitempty"`
+	// Weight is the new weight (LBSet, LBAllow); -1 leaves it.
+	Weight int    `json:"weight"`
+	State  string `json:"state,omitempty"`
+	// Weights are server name → weight (LBWeights).
+	Weights map[string]int `json:"weights,omitempty"`
+	// TimeoutMillis caps LBDrain's wait for sessions and LBAllow's for UP.
+	TimeoutMillis int64 `json:"timeout_ms,omitempty"`
+}
+
+// LBResult is the agent's answer to an LBCommand.
+type LBResult struct {
+	// Error says why the operation failed or was refused ("" on success).
+	Error string `json:"error,omitempty"`
+	// Detail says what was done, e.g. "drained 3 sessions in 2.9s".
+	Detail string `json:"detail,omitempty"`
+	// TimedOut is set when a drain's sessions were still open at its
+	// timeout (the server was put in maint anyway), or an allowed server
+	// was not UP in time (an error).
+	TimedOut bool `json:"timed_out,omitempty"`
+	// Servers are the servers of the backend after the operation.
+	Servers       []api.LBServerStatus `json:"servers,omitempty"`
+	ElapsedMillis int64                `json:"elapsed_ms"`
+}
+
+// TrafficRequest is sent by an agent running a deploy step with Traffic,
+// at BlockTraffic and AllowTraffic, on AgentSubject(host, KindTraffic):
+// the server checks that the step is running on that host, drives the
+// load balancer and answers with a TrafficReply.
+type TrafficRequest struct {
+	ExecID       string `json:"exec_id"`
+	DeploymentID string `json:"deployment_id"`
+	// Event is appspec.EventBlockTraffic or appspec.EventAllowTraffic.
+	Event string `json:"event"`
+}
+
+// MaxTrafficRequestBytes is the largest encoded TrafficRequest the server
+// reads (a real one is a few hundred bytes).
+const MaxTrafficRequestBytes = 4 << 10
+
+// TrafficReply answers a TrafficRequest.
+type TrafficReply struct {
+	Error string `json:"error,omitempty"`
+	// Log is what was done (it becomes the event's log).
+	Log string `json:"log,omitempty"`
 }
