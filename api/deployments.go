@@ -81,3 +81,22 @@ func (c *Client) StopDeployment(ctx context.Context, id string, req StopRequest)
 	err := c.do(ctx, http.MethodPost, path("deployments", id, "stop"), nil, req, &out)
 	return out, err
 }
+
+// PromoteDeployment promotes a canary deployment: its remaining steps are
+// skipped and the rest of the group's hosts are deployed. On a blue/green
+// deployment in its keep period it ends the period now (the originals are
+// let go). It returns the deployment as the server has it after the request.
+func (c *Client) PromoteDeployment(ctx context.Context, id string) (Deployment, error) {
+	var out Deployment
+	err := c.do(ctx, http.MethodPost, path("deployments", id, "promote"), nil, nil, &out)
+	return out, err
+}
+
+// AbortDeployment aborts a canary or blue/green deployment: traffic goes
+// back to the stable (original) hosts at once and the deployment fails (an
+// automatic rollback then redeploys the canary hosts).
+func (c *Client) AbortDeployment(ctx context.Context, id string) (Deployment, error) {
+	var out Deployment
+	err := c.do(ctx, http.MethodPost, path("deployments", id, "abort"), nil, nil, &out)
+	return out, err
+}

@@ -26,6 +26,10 @@ type UpdateGroupRequest struct {
 	NoHealthCheck bool `json:"no_health_check,omitempty"`
 	// AutoRollback turns automatic rollback on or off.
 	AutoRollback *bool `json:"auto_rollback,omitempty"`
+	// LoadBalancer replaces the group's load balancer; NoLoadBalancer
+	// removes it (not with LoadBalancer).
+	LoadBalancer   *LBTarget `json:"load_balancer,omitempty"`
+	NoLoadBalancer bool      `json:"no_load_balancer,omitempty"`
 }
 
 // UpdateScheduleRequest is the body of PATCH /api/v1/schedules/{id}: nil

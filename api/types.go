@@ -304,6 +304,10 @@ type DeploymentGroup struct {
 	// successfully to the group (empty before the first).
 	Revision  string    `json:"revision,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// LoadBalancer is the load balancer in front of the group's hosts, if
+	// any: deployments then drain each host at BlockTraffic and let it in
+	// again at AllowTraffic.
+	LoadBalancer *LBTarget `json:"load_balancer,omitempty"`
 }
 
 // CreateGroupRequest is the body of POST /api/v1/apps/{app}/groups.
@@ -314,6 +318,8 @@ type CreateGroupRequest struct {
 	HealthCheck *HealthCheck `json:"health_check,omitempty"`
 	// NoAutoRollback turns automatic rollback off.
 	NoAutoRollback bool `json:"no_auto_rollback,omitempty"`
+	// LoadBalancer puts the group behind a load balancer (traffic events).
+	LoadBalancer *LBTarget `json:"load_balancer,omitempty"`
 }
 
 // Deployment states.
@@ -346,6 +352,12 @@ type DeployRequest struct {
 	// Config overrides the group's deployment configuration.
 	Config      string `json:"config,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Strategy is StrategyInPlace (default), StrategyCanary or
+	// StrategyBlueGreen; the last two need a group with a load balancer.
+	Strategy string `json:"strategy,omitempty"`
+	// Canary and BlueGreen tune those strategies (defaults when nil).
+	Canary    *CanarySpec    `json:"canary,omitempty"`
+	BlueGreen *BlueGreenSpec `json:"blue_green,omitempty"`
 }
 
 // Deployment is one revision rolled out to a group's hosts in batches.
@@ -378,6 +390,12 @@ type Deployment struct {
 	FinishedAt    *time.Time       `json:"finished_at,omitempty"`
 	Counts        map[string]int   `json:"counts,omitempty"` // host state -> hosts
 	Hosts         []DeploymentHost `json:"hosts,omitempty"`
+	// Strategy is StrategyInPlace, StrategyCanary or StrategyBlueGreen
+	// ("" reads as in-place).
+	Strategy string `json:"strategy,omitempty"`
+	// Traffic is the deployment's traffic side (load balancer changes,
+	// canary or blue/green progress); nil without a load balancer.
+	Traffic *DeployTraffic `json:"traffic,omitempty"`
 }
 
 // DeploymentHost is one host's part in a deployment.
@@ -410,12 +428,18 @@ type LifecycleEvent struct {
 
 // DeploymentEvent is one line of GET /api/v1/deployments/{id}/events
 // (NDJSON): "host" when a host's state or event changes, "deployment"
-// when the deployment's state or batch changes, "done" (with the whole
-// deployment) at the end.
+// when the deployment's state or batch changes, "traffic" when gantry
+// changed the load balancer (a drain, a host let in, a weight), "done"
+// (with the whole deployment) at the end.
 type DeploymentEvent struct {
 	Type       string          `json:"type"`
 	Host       *DeploymentHost `json:"host,omitempty"`
 	Deployment *Deployment     `json:"deployment,omitempty"`
+	// Traffic is the change of a "traffic" event.
+	Traffic *TrafficChange `json:"traffic,omitempty"`
+	// Analysis is the canary analysis of an "analysis" event (one per
+	// analysis interval of a canary deployment).
+	Analysis *CanaryAnalysis `json:"analysis,omitempty"`
 }
 
 // StopRequest is the body of POST /api/v1/deployments/{id}/stop.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/agent/lifecycle"
 	"github.com/gantry-dev/gantry/internal/appspec"
@@ -109,6 +111,12 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 	if hc := d.HealthCheck; hc != nil {
 		step.HealthCheck = func(ctx context.Context) error { return runHealthCheck(ctx, *hc) }
 	}
+	if d.Traffic {
+		step.TrafficControl = true
+		step.Traffic = func(ctx context.Context, event string) (string, error) {
+			return a.trafficRequest(ctx, execID, d, event)
+		}
+	}
 	out, err := r.Run(ctx, step, func(ev lifecycle.EventReport) { record(eventOf(ev)) })
 	if err != nil {
 		return fail(appspec.EventDownloadBundle, err)
@@ -123,6 +131,63 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 	}
 	res.Succeeded = true
 	return res
+}
+
+// defaultTrafficWait is the wait for the server's answer to a traffic
+// request when the command does not say.
+const defaultTrafficWait = 10 * time.Minute
+
+// trafficAttempt is how long one traffic request waits for its answer
+// before it is sent again: a server restarted meanwhile never answers the
+// first one, and a server still handling it makes the repeat wait for the
+// same answer (a drain is done once).
+const trafficAttempt = 5 * time.Second
+
+// trafficRequest asks the server to take this host out of its load
+// balancer (BlockTraffic) or to let it in again (AllowTraffic), and
+// returns the server's log of what it did. The request is sent again every
+// trafficAttempt, and while it cannot be delivered (no server on the bus,
+// the connection being re-established), until the wait is over.
+func (a *Agent) trafficRequest(ctx context.Context, execID string, d *protocol.DeployCommand, event string) (string, error) {
+	wait := defaultTrafficWait
+	if d.TrafficTimeoutMillis > 0 {
+		wait = time.Duration(d.TrafficTimeoutMillis) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	body, _ := json.Marshal(protocol.TrafficRequest{ExecID: execID, DeploymentID: d.DeploymentID, Event: event})
+	subject := bus.AgentSubject(a.id.HostID, bus.KindTraffic)
+	for pause := 250 * time.Millisecond; ; {
+		actx, acancel := context.WithTimeout(ctx, trafficAttempt)
+		m, err := a.nc.RequestWithContext(actx, subject, body)
+		acancel()
+		switch {
+		case err == nil:
+			var rep protocol.TrafficReply
+			if err := json.Unmarshal(m.Data, &rep); err != nil {
+				return "", fmt.Errorf("unreadable answer of the server to %s: %w", event, err)
+			}
+			if rep.Error != "" {
+				return rep.Log, errors.New(rep.Error)
+			}
+			return rep.Log, nil
+		case ctx.Err() != nil:
+			return "", fmt.Errorf("no answer of the server to %s within %s", event, wait)
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			// Not answered yet: ask again (a repeat joins the request the
+			// server is handling, or reaches a restarted server).
+		default:
+			// No server on the bus (ErrNoResponders), or the connection
+			// is being re-established: ask again shortly.
+			a.log.Warn("traffic request not delivered; asking again", "event", event, "err", err, "in", pause)
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("no server answered %s within %s (last: %v)", event, wait, err)
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 4*time.Second)
+		}
+	}
 }
 
 // deployRoot is where revisions are unpacked.

@@ -18,6 +18,10 @@ const (
 	KindHeartbeat = "hb"
 	KindOutput    = "out"
 	KindStatus    = "status"
+	// KindTraffic is a request of an agent running a deploy step behind a
+	// load balancer: take this host out of it, or let it in again
+	// (protocol.TrafficRequest, answered with a protocol.TrafficReply).
+	KindTraffic = "traffic"
 )
 
 // CommandSubject is where hostID receives its commands.

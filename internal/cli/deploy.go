@@ -37,6 +37,8 @@ type groupCreateOptions struct {
 	HealthCommand  string
 	HealthTimeout  time.Duration
 	NoAutoRollback bool
+	// lb is the load balancer in front of the group (grouplb.go).
+	lb lbFlags
 
 	statusSet, timeoutSet bool
 }
@@ -62,7 +64,16 @@ within --health-timeout for the host to succeed. Give at most one of
 but run without one; it passes when it exits 0).
 
 A failed deployment is rolled back automatically to the group's last good
-revision unless --no-auto-rollback is given.`,
+revision unless --no-auto-rollback is given.
+
+With --lb HOST/BACKEND the group is behind a load balancer that the gantry
+agent on HOST drives (haproxy's runtime API; --lb-socket for an haproxy
+gantry does not configure, whose servers in BACKEND are named after the
+group's hosts). Deployments then drain each host (its sessions end, up to
+--drain-timeout) before ApplicationStop and let it in again after
+ValidateService and the health check, once haproxy's own checks find it UP.
+A drain that would leave the backend without a ready server is refused and
+fails the host.`,
 		Example: `  # Web hosts, never fewer than 75% healthy, gated on an HTTP check
   gantry group create shop web --selector 'role=web,env=prod' --min-healthy 75% \
       --health-http http://127.0.0.1:8080/healthz --health-status 200 --health-timeout 90s
@@ -72,13 +83,17 @@ revision unless --no-auto-rollback is given.`,
       --health-command "/usr/local/bin/check-worker --queue 'orders eu'" --no-auto-rollback
 
   # The database hosts, one at a time, a TCP check on port 5432
-  gantry group create db primary --selector 'role=db' --health-tcp 127.0.0.1:5432`,
+  gantry group create db primary --selector 'role=db' --health-tcp 127.0.0.1:5432
+
+  # Web hosts behind an haproxy on host lb1 (backend "web", servers named after the hosts)
+  gantry group create shop web --selector 'role=web' --lb lb1/web --lb-socket /run/haproxy/admin.sock --drain-timeout 20s`,
 		Args: exactArgs("APP", "GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.App, o.Name = args[0], args[1]
 			o.SelectorSet = cmd.Flags().Changed("selector")
 			o.statusSet = cmd.Flags().Changed("health-status")
 			o.timeoutSet = cmd.Flags().Changed("health-timeout")
+			o.lb.changed(cmd.Flags())
 			return a.runGroupCreate(cmd.Context(), o)
 		},
 	}
@@ -99,6 +114,7 @@ func (o *groupCreateOptions) settingFlags(f *pflag.FlagSet, prefix, configDefaul
 	f.StringVar(&o.HealthCommand, "health-command", "", prefix+"health check: run this `'PROG ARG...'` (no shell; passes on exit 0)")
 	f.DurationVar(&o.HealthTimeout, "health-timeout", o.HealthTimeout, "how long the "+prefix+"health check may take to pass on a host")
 	f.BoolVar(&o.NoAutoRollback, "no-auto-rollback", false, "do not roll a failed deployment back automatically")
+	o.lb.define(f)
 }
 
 // request validates the options and returns the request they describe.
@@ -117,6 +133,9 @@ func (o groupCreateOptions) request() (api.CreateGroupRequest, error) {
 		return req, err
 	}
 	req.HealthCheck = hc
+	if req.LoadBalancer, err = o.lb.target(); err != nil {
+		return req, err
+	}
 	return req, nil
 }
 
@@ -273,6 +292,9 @@ func (a *app) runGroupCreate(ctx context.Context, o groupCreateOptions) error {
 	return a.emit(g, func(w io.Writer) error {
 		fmt.Fprintf(w, "Deployment group %s of %s created: hosts %s, %s, health check %s, automatic rollback %s.\n",
 			g.Name, g.App, formatSelector(g.Selector), orDefault(g.Config, "OneAtATime"), describeHealth(g.HealthCheck), onOff(g.AutoRollback))
+		if g.LoadBalancer != nil {
+			fmt.Fprintf(w, "Behind load balancer %s: each host is drained before ApplicationStop and let in again after ValidateService.\n", describeLB(g.LoadBalancer))
+		}
 		_, err := fmt.Fprintf(w, "Deploy to it with: gantry deploy %s %s [--revision REVISION]\n", g.App, g.Name)
 		return err
 	})
@@ -334,6 +356,7 @@ func (a *app) newGroupShowCmd() *cobra.Command {
 				t.row("Config:", orDefault(g.Config, "OneAtATime"))
 				t.row("Health check:", describeHealth(g.HealthCheck))
 				t.row("Auto rollback:", onOff(g.AutoRollback))
+				t.row("Load balancer:", describeLB(g.LoadBalancer))
 				t.row("Revision:", orDefault(g.Revision, "- (nothing deployed yet)"))
 				t.row("Created:", absTime(g.CreatedAt, now))
 				return t.flush()
@@ -406,6 +429,8 @@ type deployOptions struct {
 	Wait        bool
 	// IdempotencyKey is sent with the create (default: random per run).
 	IdempotencyKey string
+	// strat are the strategy flags (deploy_strategy.go).
+	strat strategyFlags
 }
 
 func (a *app) newDeployCmd() *cobra.Command {
@@ -429,7 +454,23 @@ Exit status with --wait: 0 if the deployment succeeded, 1 if it failed or
 was stopped (the summary says whether an automatic rollback was started),
 2 on a usage error. -o json prints only the final deployment. Interrupting
 the command (Ctrl-C) does not stop the deployment: use
-'gantry deployments stop ID'.`,
+'gantry deployments stop ID'.
+
+Strategies (groups with a load balancer): --strategy canary deploys
+--canary-hosts hosts first and gives them growing shares of the traffic
+(--canary-steps WEIGHT:PAUSE,...), comparing their 5xx rate and response
+time with the stable hosts' every --analysis-interval from the load
+balancer's own counters; a failed analysis drains the canary at once and
+fails the deployment (and rolls it back), passing every step deploys the
+other hosts in place. An interval without canary traffic is "no data":
+with --on-no-data wait (the default) a step that ends without data fails,
+it never passes silently. A pause of 0 waits for 'gantry deployments
+promote ID'; 'gantry deployments abort ID' drains the canary by hand.
+--strategy blue-green deploys the revision to replacement hosts
+(--replacement-selector), moves the traffic to them (at once, or
+--shift-step percent every --shift-interval) and keeps the original hosts
+ready for --keep-original, during which 'gantry rollback' or 'gantry
+deployments abort' moves the traffic back in one change.`,
 		Example: `  # The newest revision, following it live
   gantry deploy shop web --wait
 
@@ -437,10 +478,19 @@ the command (Ctrl-C) does not stop the deployment: use
   gantry deploy shop web --revision r-3f2a9c0d1e2b --min-healthy 4 --description "hotfix #812"
 
   # All at once; the final deployment as JSON (exit 1 if it failed)
-  gantry deploy shop workers --config AllAtOnce --wait -o json`,
+  gantry deploy shop workers --config AllAtOnce --wait -o json
+
+  # A canary: 10% for 30s, 50% for 30s, then wait for 'gantry deployments promote'
+  gantry deploy shop web --strategy canary --canary-steps 10:30s,50:30s,100:0 \
+      --analysis-interval 10s --max-error-rate 1% --max-latency-ratio 2 --wait
+
+  # Blue/green to the hosts labelled color=green, 25% more every 30s, originals kept 10m
+  gantry deploy shop web --strategy blue-green --replacement-selector color=green \
+      --shift-step 25 --shift-interval 30s --keep-original 10m --wait`,
 		Args: exactArgs("APP", "GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.App, o.Group = args[0], args[1]
+			o.strat.changed(cmd.Flags())
 			return a.runDeploy(cmd.Context(), o)
 		},
 	}
@@ -450,6 +500,7 @@ the command (Ctrl-C) does not stop the deployment: use
 	f.StringVar(&o.MinHealthy, "min-healthy", "", "keep at least `N` hosts, or N% of them, healthy (instead of --config)")
 	f.StringVar(&o.Description, "description", "", "a `note` shown with the deployment")
 	f.BoolVar(&o.Wait, "wait", false, "follow the deployment until it ends; exit 1 unless it succeeded")
+	o.strat.define(f)
 	addIdempotencyFlag(cmd, &o.IdempotencyKey)
 	return cmd
 }
@@ -459,11 +510,15 @@ func (a *app) runDeploy(ctx context.Context, o deployOptions) error {
 	if err != nil {
 		return err
 	}
+	req := api.DeployRequest{Revision: o.Revision, Config: config, Description: o.Description}
+	if err := o.strat.apply(&req); err != nil {
+		return err
+	}
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	dep, err := c.Deploy(idempotentCtx(ctx, o.IdempotencyKey), o.App, o.Group, api.DeployRequest{Revision: o.Revision, Config: config, Description: o.Description})
+	dep, err := c.Deploy(idempotentCtx(ctx, o.IdempotencyKey), o.App, o.Group, req)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,14 @@ func (a *app) followDeployment(ctx context.Context, c *api.Client, dep api.Deplo
 			if ev.Deployment != nil {
 				view.setDeployment(*ev.Deployment)
 			}
+		case "traffic":
+			if ev.Traffic != nil {
+				view.traffic(*ev.Traffic)
+			}
+		case "analysis":
+			if ev.Analysis != nil {
+				view.note(analysisLine(*ev.Analysis))
+			}
 		case "done":
 			if ev.Deployment != nil {
 				d := *ev.Deployment
@@ -195,6 +203,46 @@ func (v *deployView) updateHost(h api.DeploymentHost) bool {
 	return true
 }
 
+// traffic shows a change gantry made to the load balancer, as a line of
+// its own: above the host lines on a terminal.
+func (v *deployView) traffic(c api.TrafficChange) {
+	if v == nil {
+		return
+	}
+	line := trafficLine(c)
+	if !v.tty {
+		fmt.Fprintln(v.w, line)
+		return
+	}
+	var b bytes.Buffer
+	if v.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA\x1b[J", v.drawn)
+	}
+	b.WriteString(line + "\n")
+	_, _ = v.w.Write(b.Bytes())
+	v.drawn = 0
+	v.redraw()
+}
+
+// trafficLine renders a load balancer change: "web-1: drained 3 sessions
+// in 2.9s", "web-1: UP after rise checks, ready (weight 100)", "web-1:
+// drain failed: …".
+func trafficLine(c api.TrafficChange) string {
+	switch {
+	case c.Error != "":
+		return fmt.Sprintf("%s: %s failed: %s", c.Server, c.Action, c.Error)
+	case c.Detail != "":
+		line := c.Server + ": " + c.Detail
+		if (c.Action == api.LBReady || c.Action == "weight") && c.Weight > 0 && !strings.Contains(c.Detail, "weight") {
+			line += fmt.Sprintf(" (weight %d)", c.Weight)
+		}
+		return line
+	case c.Weight > 0:
+		return fmt.Sprintf("%s: %s (weight %d)", c.Server, c.Action, c.Weight)
+	}
+	return c.Server + ": " + c.Action
+}
+
 // interrupt is called before something else is printed on the terminal:
 // the next drawing starts below it instead of moving back over it.
 func (v *deployView) interrupt() {
@@ -329,6 +377,7 @@ func printDeploySummary(w io.Writer, d api.Deployment, now time.Time) error {
 	if d.Error != "" {
 		fmt.Fprintf(w, "Error: %s\n", d.Error)
 	}
+	printStrategy(w, d)
 	if d.RolledBackBy != "" {
 		fmt.Fprintf(w, "An automatic rollback was started: deployment %s. Follow it with: gantry deployments show %s\n", d.RolledBackBy, d.RolledBackBy)
 	} else if d.State != api.DeploySucceeded {

@@ -16,8 +16,11 @@ func (a *app) newDeploymentsCmd() *cobra.Command {
 	return newGroupCmd("deployments", "List deployments, show one host by host, stop one",
 		`  gantry deployments ls shop
   gantry deployments show DEPLOYMENT_ID --host web1
-  gantry deployments stop DEPLOYMENT_ID`,
-		a.newDeploymentsListCmd(), a.newDeploymentsShowCmd(), a.newDeploymentsStopCmd())
+  gantry deployments stop DEPLOYMENT_ID
+  gantry deployments promote DEPLOYMENT_ID
+  gantry deployments abort DEPLOYMENT_ID`,
+		a.newDeploymentsListCmd(), a.newDeploymentsShowCmd(), a.newDeploymentsStopCmd(),
+		a.newDeploymentsPromoteCmd(), a.newDeploymentsAbortCmd())
 }
 
 // deploymentsListOptions are the inputs of 'gantry deployments ls'.
@@ -186,6 +189,16 @@ func printDeployment(w io.Writer, d api.Deployment, now time.Time) error {
 	}
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if d.Traffic != nil && d.Strategy != "" && d.Strategy != api.StrategyInPlace {
+		fmt.Fprintln(w)
+		printStrategy(w, d)
+	}
+	if d.Traffic != nil && len(d.Traffic.Changes) > 0 {
+		fmt.Fprintf(w, "\nLoad balancer changes:\n")
+		for _, c := range d.Traffic.Changes {
+			fmt.Fprintf(w, "  %s  %s\n", c.At.Local().Format("15:04:05.000"), trafficLine(c))
+		}
 	}
 	_, err := fmt.Fprintf(w, "\nA host's lifecycle events and logs: gantry deployments show %s --host HOST\n", d.ID)
 	return err

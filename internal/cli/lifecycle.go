@@ -99,8 +99,9 @@ func (a *app) newGroupUpdateCmd() *cobra.Command {
 the rest stays as it is. The flags mean what they mean for 'gantry group
 create': --selector (never empty), --config or --min-healthy, one of
 --health-http, --health-tcp and --health-command (which replaces the
-health check; --no-health-check removes it), and --auto-rollback or
---no-auto-rollback.
+health check; --no-health-check removes it), --auto-rollback or
+--no-auto-rollback, and --lb with its --lb-socket, --lb-state-file and
+--drain-timeout (which replace the load balancer; --no-lb removes it).
 
 Deployments in progress keep the settings they started with; hosts a new
 selector matches get the group's revision as they do when they join. A
@@ -111,6 +112,7 @@ Exit status: 0 changed, 1 refused or not found, 2 usage.`,
 		Example: `  gantry group update shop web --selector 'role=web,zone=eu'
   gantry group update shop web --min-healthy 75% --health-http http://127.0.0.1:8080/healthz
   gantry group update shop web --no-health-check --no-auto-rollback
+  gantry group update shop web --lb lb1/web --lb-socket /run/haproxy/admin.sock
   gantry group update shop web --config AllAtOnce -o json`,
 		Args: exactArgs("APP", "GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -119,6 +121,7 @@ Exit status: 0 changed, 1 refused or not found, 2 usage.`,
 			o.selectorGiven = f.Changed("selector")
 			o.statusSet, o.timeoutSet = f.Changed("health-status"), f.Changed("health-timeout")
 			o.autoSet, o.noAutoSet = f.Changed("auto-rollback"), f.Changed("no-auto-rollback")
+			o.lb.changed(f)
 			return a.runGroupUpdate(cmd.Context(), o)
 		},
 	}
@@ -127,6 +130,7 @@ Exit status: 0 changed, 1 refused or not found, 2 usage.`,
 	o.settingFlags(f, "new ", "")
 	f.BoolVar(&o.NoHealthCheck, "no-health-check", false, "remove the health check")
 	f.BoolVar(&o.AutoRollback, "auto-rollback", false, "roll a failed deployment back automatically")
+	f.BoolVar(&o.lb.NoLB, "no-lb", false, "take the group out from behind its load balancer (its deployments then change no traffic)")
 	return cmd
 }
 
@@ -162,8 +166,16 @@ func (o groupUpdateOptions) request() (api.UpdateGroupRequest, error) {
 		on := o.autoSet && o.AutoRollback || o.noAutoSet && !o.NoAutoRollback
 		req.AutoRollback = &on
 	}
-	if req.Selector == nil && req.Config == nil && req.HealthCheck == nil && !req.NoHealthCheck && req.AutoRollback == nil {
-		return req, usageErrorf("nothing to change: give at least one of --selector, --config, --min-healthy, --health-http, --health-tcp, --health-command, --no-health-check, --auto-rollback, --no-auto-rollback")
+	if req.LoadBalancer, err = o.lb.target(); err != nil {
+		return req, err
+	}
+	if req.LoadBalancer != nil && o.lb.NoLB {
+		return req, usageErrorf("--lb and --no-lb exclude each other: give one")
+	}
+	req.NoLoadBalancer = o.lb.NoLB
+	if req.Selector == nil && req.Config == nil && req.HealthCheck == nil && !req.NoHealthCheck && req.AutoRollback == nil &&
+		req.LoadBalancer == nil && !req.NoLoadBalancer {
+		return req, usageErrorf("nothing to change: give at least one of --selector, --config, --min-healthy, --health-http, --health-tcp, --health-command, --no-health-check, --auto-rollback, --no-auto-rollback, --lb, --no-lb")
 	}
 	return req, nil
 }
@@ -206,6 +218,7 @@ func (a *app) runGroupUpdate(ctx context.Context, o groupUpdateOptions) error {
 		row("Config", orDefault(before.Config, "OneAtATime"), orDefault(g.Config, "OneAtATime"))
 		row("Health check", describeHealth(before.HealthCheck), describeHealth(g.HealthCheck))
 		row("Auto rollback", onOff(before.AutoRollback), onOff(g.AutoRollback))
+		row("Load balancer", describeLB(before.LoadBalancer), describeLB(g.LoadBalancer))
 		return t.flush()
 	})
 }

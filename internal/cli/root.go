@@ -201,6 +201,7 @@ refused unless --insecure.`,
 		a.newDeployCmd(),
 		a.newRollbackCmd(),
 		a.newDeploymentsCmd(),
+		a.newLBCmd(),
 	)
 	inGroup(groupEnv,
 		a.newPlanCmd(),

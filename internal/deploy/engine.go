@@ -37,6 +37,7 @@ type EngineStore interface {
 	UpdateDeployment(ctx context.Context, u store.DeploymentUpdate) error
 	UpdateDeploymentHosts(ctx context.Context, ups []store.DeploymentHostUpdate) error
 	HostRevisions(ctx context.Context, groupID string) (map[string]store.HostRevision, error)
+	AddTrafficChange(ctx context.Context, depID string, c api.TrafficChange) error
 }
 
 // Fleet is what the deployment engine needs from the fleet engine: the
@@ -91,6 +92,8 @@ type Engine struct {
 	kick     chan struct{}
 	// catchUpNow asks the loop for a catch-up pass at once.
 	catchUpNow atomic.Bool
+	// traffic drives the load balancers of groups that have one (traffic.go).
+	traffic trafficState
 }
 
 // progRec is a host's live progress not yet written to the store.
@@ -108,6 +111,7 @@ type run struct {
 	healthy map[string]bool // by host id, fixed when the run is loaded
 	jobs    map[int]bool    // batch jobs known to exist
 	cancels bool            // force-stop cancels sent
+	strat   stratState      // canary / blue-green memory (canary.go)
 }
 
 // NewEngine makes a deployment engine; call Start.
@@ -290,6 +294,9 @@ func (e *Engine) step(ctx context.Context, r *run) error {
 	e.mu.Lock()
 	stop, force := d.StopRequested, d.Force
 	e.mu.Unlock()
+	if handled, err := e.strategyStep(ctx, r, inProgress, stop); handled || err != nil {
+		return err
+	}
 	if stop {
 		if force && !r.cancels && inProgress > 0 {
 			e.cancelRunning(r)
@@ -440,6 +447,9 @@ func (e *Engine) ensureJob(ctx context.Context, r *run, batch int, idx []int) (a
 		cmd := protocol.DeployCommand{JobID: id, DeploymentID: d.ID, Application: d.App, GroupName: d.Group, GroupID: d.GroupID,
 			Revision: d.Revision, Digest: r.rev.Digest, Size: r.rev.Size, BundlePath: e.path(h.HostID, r.rev.Digest),
 			HealthCheck: r.group.HealthCheck, OutputCap: e.cfg.OutputCap}
+		if lb := r.group.LoadBalancer; lb != nil {
+			cmd.Traffic, cmd.TrafficTimeoutMillis = true, trafficWait(*lb).Milliseconds()
+		}
 		payload, err := json.Marshal(cmd)
 		if err != nil {
 			return api.Job{}, err
@@ -583,7 +593,7 @@ func (e *Engine) finish(ctx context.Context, r *run, state, reason string) error
 			reason += "; " + why
 		}
 	}
-	u := store.DeploymentUpdate{ID: d.ID, State: &state, FinishedAt: &now}
+	u := store.DeploymentUpdate{ID: d.ID, State: &state, FinishedAt: &now, Traffic: e.finalTraffic(r, state)}
 	if reason != "" {
 		u.Error = &reason
 	}
@@ -634,6 +644,8 @@ func (e *Engine) rollbackFor(r *run) (*api.Deployment, string) {
 		return nil, "no rollback: the group has no earlier successful revision"
 	case r.group.Revision == d.Revision:
 		return nil, "no rollback: the group's last good revision is this one"
+	case d.Strategy == api.StrategyBlueGreen:
+		return nil, "no redeployment: the original hosts of a blue/green deployment were not changed"
 	}
 	if len(changedHosts(d)) == 0 {
 		return nil, "no rollback: no host was changed"
@@ -711,6 +723,10 @@ type newDeployment struct {
 	rollbackOf  string
 	description string
 	hosts       []string // host ids; nil = every host matching the group's selector
+	// strategy and traffic are a canary or blue/green deployment's
+	// (canary.go, bluegreen.go); "" and nil for in place.
+	strategy string
+	traffic  *api.DeployTraffic
 }
 
 // create stores a deployment and starts it.
@@ -752,6 +768,9 @@ func (e *Engine) create(ctx context.Context, n newDeployment) (api.Deployment, e
 	if len(hosts) == 0 {
 		return api.Deployment{}, fmt.Errorf("%w: no host matches the selector %q of group %q (hosts enrolled: %d). List them with their labels: gantry hosts ls", ErrNothingToDeploy, n.group.Selector, n.group.Name, len(all))
 	}
+	if err := checkStrategyHosts(n, len(hosts)); err != nil {
+		return api.Deployment{}, err
+	}
 	if err := cfg.Check(len(hosts)); err != nil {
 		if n.kind != KindRollback {
 			return api.Deployment{}, err
@@ -765,7 +784,10 @@ func (e *Engine) create(ctx context.Context, n newDeployment) (api.Deployment, e
 	}
 	d := api.Deployment{ID: n.id, App: n.app, Group: n.group.Name, GroupID: n.group.ID, Revision: n.revision,
 		Config: cfg.String(), MinHealthy: cfg.MinHealthy(len(hosts)), State: api.DeployRunning, Kind: n.kind,
-		RollbackOf: n.rollbackOf, Description: n.description, CreatedAt: e.now().UTC()}
+		RollbackOf: n.rollbackOf, Description: n.description, CreatedAt: e.now().UTC(), Strategy: api.StrategyInPlace}
+	if n.strategy != "" {
+		d.Strategy, d.Traffic = n.strategy, n.traffic
+	}
 	if err := e.st.CreateDeployment(ctx, d, hosts); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			if busy := e.activeIn(n.group.ID); busy != "" && busy != n.id {

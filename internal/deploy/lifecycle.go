@@ -46,5 +46,16 @@ func ChangeGroup(g api.DeploymentGroup, req api.UpdateGroupRequest) (api.Deploym
 	if req.AutoRollback != nil {
 		g.AutoRollback = *req.AutoRollback
 	}
+	switch {
+	case req.LoadBalancer != nil && req.NoLoadBalancer:
+		return g, fmt.Errorf("%w: load_balancer and no_load_balancer exclude each other: give a new load balancer, or remove it", ErrInvalid)
+	case req.NoLoadBalancer:
+		g.LoadBalancer = nil
+	case req.LoadBalancer != nil:
+		if err := CheckLB(req.LoadBalancer); err != nil {
+			return g, err
+		}
+		g.LoadBalancer = req.LoadBalancer
+	}
 	return g, nil
 }

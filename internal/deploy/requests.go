@@ -40,8 +40,11 @@ func (e *Engine) CreateGroup(ctx context.Context, app string, req api.CreateGrou
 	if err := checkHealth(req.HealthCheck); err != nil {
 		return api.DeploymentGroup{}, err
 	}
+	if err := CheckLB(req.LoadBalancer); err != nil {
+		return api.DeploymentGroup{}, err
+	}
 	g := api.DeploymentGroup{ID: ids.New("g"), App: app, Name: req.Name, Selector: req.Selector, Config: cfg.String(),
-		HealthCheck: req.HealthCheck, AutoRollback: !req.NoAutoRollback, CreatedAt: e.now().UTC()}
+		HealthCheck: req.HealthCheck, AutoRollback: !req.NoAutoRollback, CreatedAt: e.now().UTC(), LoadBalancer: req.LoadBalancer}
 	if err := e.st.CreateGroup(ctx, g); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return api.DeploymentGroup{}, fmt.Errorf("group %q of app %q %w: pick another name, or deploy to it with: gantry deploy %s %s", req.Name, app, store.ErrConflict, app, req.Name)
@@ -90,7 +93,11 @@ func (e *Engine) Deploy(ctx context.Context, app, group string, req api.DeployRe
 	if cfg == "" {
 		cfg = g.Config
 	}
-	return e.create(ctx, newDeployment{app: app, group: g, revision: rev, config: cfg, kind: KindDeploy, description: req.Description})
+	n := newDeployment{app: app, group: g, revision: rev, config: cfg, kind: KindDeploy, description: req.Description}
+	if err := e.strategyFor(ctx, g, req, &n); err != nil {
+		return api.Deployment{}, err
+	}
+	return e.create(ctx, n)
 }
 
 // Rollback rolls a group back by hand: if its last deployment failed or
@@ -113,6 +120,9 @@ func (e *Engine) Rollback(ctx context.Context, app, group string) (api.Deploymen
 		}
 	}
 	if len(mine) > 0 && !api.DeployDone(mine[0].State) {
+		if d, ok, err := e.rollbackBlueGreen(ctx, mine[0].ID); ok {
+			return d, err // traffic back to the originals (bluegreen.go)
+		}
 		return api.Deployment{}, fmt.Errorf("%w (%s): stop it first with `gantry deployments stop %s`", ErrBusy, mine[0].ID, mine[0].ID)
 	}
 	if len(mine) > 0 && mine[0].State != api.DeploySucceeded && mine[0].RolledBackBy == "" && g.Revision != "" {
@@ -134,21 +144,36 @@ func (e *Engine) Rollback(ctx context.Context, app, group string) (api.Deploymen
 	return api.Deployment{}, fmt.Errorf("%w: group %s/%s has no earlier successful revision than %q", ErrNothingToRollBack, app, group, g.Revision)
 }
 
-// Stop asks a deployment to stop: no new batch starts; with force, the
-// hooks running now are killed.
-func (e *Engine) Stop(ctx context.Context, id string, force bool) (api.Deployment, error) {
+// activeRun returns the run of an unfinished deployment this server runs;
+// otherwise the stored deployment and why it cannot be acted on (what, if
+// not "", is the action refused: "nothing to promote").
+func (e *Engine) activeRun(ctx context.Context, id, what string) (*run, api.Deployment, error) {
 	e.mu.Lock()
 	r := e.active[id]
 	e.mu.Unlock()
+	if r != nil {
+		return r, api.Deployment{}, nil
+	}
+	d, err := e.st.GetDeployment(ctx, id)
+	if err != nil {
+		return nil, d, err
+	}
+	if api.DeployDone(d.State) {
+		msg := fmt.Sprintf("deployment %s is already %s", id, d.State)
+		if what != "" {
+			msg += ": nothing to " + what
+		}
+		return nil, d, fmt.Errorf("%w: %s", ErrInvalid, msg)
+	}
+	return nil, d, fmt.Errorf("deployment %s is not run by this server", id)
+}
+
+// Stop asks a deployment to stop: no new batch starts; with force, the
+// hooks running now are killed.
+func (e *Engine) Stop(ctx context.Context, id string, force bool) (api.Deployment, error) {
+	r, d, err := e.activeRun(ctx, id, "")
 	if r == nil {
-		d, err := e.st.GetDeployment(ctx, id)
-		if err != nil {
-			return d, err
-		}
-		if api.DeployDone(d.State) {
-			return d, fmt.Errorf("%w: deployment %s is already %s", ErrInvalid, id, d.State)
-		}
-		return d, fmt.Errorf("deployment %s is not run by this server", id)
+		return d, err
 	}
 	yes := true
 	state := api.DeployStopping

@@ -20,12 +20,15 @@ func (a *API) deploymentRoutes() []route {
 		{Method: "POST", Path: "/api/v1/apps/{app}/groups", Summary: "Create a deployment group.", Body: api.CreateGroupRequest{}, Resp: api.DeploymentGroup{}, Status: 201, Handler: a.createGroup},
 		{Method: "GET", Path: "/api/v1/apps/{app}/groups", Summary: "List an application's deployment groups.", Resp: []api.DeploymentGroup{}, Handler: a.listGroups},
 		{Method: "GET", Path: "/api/v1/apps/{app}/groups/{group}", Summary: "Show a deployment group.", Resp: api.DeploymentGroup{}, Handler: a.getGroup},
+		{Method: "GET", Path: "/api/v1/apps/{app}/groups/{group}/lb", Summary: "Show the servers of a deployment group's load balancer backend as the load balancer reports them.", Resp: api.LBView{}, Handler: a.groupLB},
 		{Method: "POST", Path: "/api/v1/apps/{app}/groups/{group}/deployments", Summary: "Deploy a revision (default the newest) to a group.", Idempotent: true, Body: api.DeployRequest{}, Resp: api.Deployment{}, Status: 201, Handler: a.deploy},
 		{Method: "POST", Path: "/api/v1/apps/{app}/groups/{group}/rollback", Summary: "Roll a group back to its previous good revision.", Idempotent: true, Resp: api.Deployment{}, Status: 201, Handler: a.rollback},
 		{Method: "GET", Path: "/api/v1/deployments", Summary: "List deployments, newest first.", Query: []string{"app", "limit"}, Resp: []api.Deployment{}, Handler: a.listDeployments},
 		{Method: "GET", Path: "/api/v1/deployments/{id}", Summary: "Show a deployment with every host's events.", Resp: api.Deployment{}, Handler: a.getDeployment},
 		{Method: "GET", Path: "/api/v1/deployments/{id}/events", Summary: "Stream a deployment's events as NDJSON until it ends.", Resp: api.DeploymentEvent{}, Handler: a.deploymentEvents},
 		{Method: "POST", Path: "/api/v1/deployments/{id}/stop", Summary: "Stop a deployment: no new batches; force kills running hooks.", Body: api.StopRequest{}, Resp: api.Deployment{}, Handler: a.stopDeployment},
+		{Method: "POST", Path: "/api/v1/deployments/{id}/promote", Summary: "Promote a canary (skip its remaining steps) or end a blue/green deployment's keep period.", Resp: api.Deployment{}, Handler: a.promoteDeployment},
+		{Method: "POST", Path: "/api/v1/deployments/{id}/abort", Summary: "Abort a canary or blue/green deployment: traffic back to the stable hosts at once, then roll back.", Resp: api.Deployment{}, Handler: a.abortDeployment},
 		{Method: "GET", Path: "/api/v1/blobs/{digest}", Summary: "Download a bundle with a capability from a deploy command (agents; no bearer token).", Public: true, Query: []string{"host", "exp", "sig"}, Handler: a.getBlob},
 	}
 }
@@ -101,6 +104,16 @@ func (a *API) stopDeployment(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d, err := a.d.Deploy.Stop(r.Context(), r.PathValue("id"), req.Force)
+	writeResult(a, w, r, http.StatusOK, d, err)
+}
+
+func (a *API) promoteDeployment(w http.ResponseWriter, r *http.Request) {
+	d, err := a.d.Deploy.Promote(r.Context(), r.PathValue("id"))
+	writeResult(a, w, r, http.StatusOK, d, err)
+}
+
+func (a *API) abortDeployment(w http.ResponseWriter, r *http.Request) {
+	d, err := a.d.Deploy.Abort(r.Context(), r.PathValue("id"))
 	writeResult(a, w, r, http.StatusOK, d, err)
 }
 

@@ -40,6 +40,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/ids"
 	"github.com/gantry-dev/gantry/internal/infra"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/traffic"
 )
 
 // Deps are what the API serves from.
@@ -52,6 +53,9 @@ type Deps struct {
 	Deploy *deploy.Engine
 	// Infra plans and applies environments.
 	Infra *infra.Engine
+	// Traffic reads and changes load balancers (nil: the load balancer
+	// routes answer 503).
+	Traffic *traffic.Controller
 	// Capabilities checks bundle download capabilities.
 	Capabilities deploy.Capabilities
 	// Blobs caches the bundles agents download (nil: read the store each time).

@@ -71,6 +71,22 @@ func (s *Server) subscribe() error {
 				s.fleet.HandleOutput(host, o)
 			}
 		}),
+		handle(bus.KindTraffic, func(host string, m *nats.Msg) {
+			// A drain waits for the host's sessions to end (up to its
+			// timeout): handled apart, so that other hosts' requests are
+			// not queued behind it. The engine handles one request per
+			// host at a time.
+			var req protocol.TrafficRequest
+			if len(m.Data) > protocol.MaxTrafficRequestBytes || json.Unmarshal(m.Data, &req) != nil {
+				r.refuse(host, "traffic request over its size cap or unreadable", "bytes", len(m.Data))
+				return
+			}
+			go func() {
+				rep := s.deploy.Traffic(ctx, host, req)
+				b, _ := json.Marshal(rep)
+				r.respond(host, m, b)
+			}()
+		}),
 		handle(bus.KindStatus, func(host string, m *nats.Msg) {
 			var st protocol.Status
 			if err := json.Unmarshal(m.Data, &st); err != nil {

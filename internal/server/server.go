@@ -34,6 +34,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/store"
 	"github.com/gantry-dev/gantry/internal/store/postgres"
 	"github.com/gantry-dev/gantry/internal/store/sqlite"
+	"github.com/gantry-dev/gantry/internal/traffic"
 )
 
 // Config is the server's configuration (flags of `gantry server`).
@@ -116,6 +117,9 @@ type Server struct {
 	// NewAdminToken is the admin token created at this start, if any: it is
 	// shown once and never again.
 	NewAdminToken string
+
+	// traffic drives load balancers through their machines' agents.
+	traffic *traffic.Controller
 }
 
 // Start opens everything and serves in the background. Close stops it.
@@ -189,6 +193,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.infra.Kick()
 	}}, cfg.Log)
 	s.deploy = deploy.NewEngine(s.st, s.fleet, caps.Path, deploy.EngineConfig{}, cfg.Log)
+	// Load balancer commands are requests: signed like every command, sent
+	// on the host's command subject, answered by its agent.
+	s.traffic = traffic.New(s.st, s.fleet, traffic.RequesterFunc(func(ctx context.Context, c protocol.Command) ([]byte, error) {
+		m, err := signer.Message(c)
+		if err != nil {
+			return nil, err
+		}
+		reply, err := s.bus.Conn.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		return reply.Data, nil
+	}))
+	s.deploy.SetLoadBalancers(s.traffic)
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
@@ -214,7 +232,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Deps{
-		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Infra: s.infra, Capabilities: caps, Blobs: deploy.NewBlobCache(s.st, blobCacheBytes), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(), CAFingerprint: s.CAFingerprint(),
+		Store: s.st, Fleet: s.fleet, Revisions: revisionsIn(cfg.DataDir, s.st), Deploy: s.deploy, Infra: s.infra, Traffic: s.traffic, Capabilities: caps, Blobs: deploy.NewBlobCache(s.st, blobCacheBytes), Revoke: s.bus.Disconnect, BusURLs: s.bus.AgentURLs(), ServerKey: signer.PublicKey(), CAFingerprint: s.CAFingerprint(),
 		Ready: s.ready.Load, Log: cfg.Log, Registry: reg,
 	})
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
@@ -272,7 +290,7 @@ func (s *Server) newInfra() (*infra.Engine, error) {
 	}
 	return infra.New(s.st, s.fleet, s.deploy, infra.Config{
 		DataDir: filepath.Join(s.cfg.DataDir, "infra"), Agent: provider.Agent{Binary: bin, ServerURL: s.URL(), BusURL: busURL, Insecure: s.tls == nil},
-		Revoke: revoke, NewJoinToken: newToken, VoidJoinTokens: voidTokens,
+		Revoke: revoke, NewJoinToken: newToken, VoidJoinTokens: voidTokens, LB: s.traffic,
 	}, s.log), nil
 }
 

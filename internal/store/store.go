@@ -110,6 +110,9 @@ type DeploymentUpdate struct {
 	Error         *string
 	RolledBackBy  *string
 	FinishedAt    *time.Time
+	// Traffic replaces the deployment's traffic side (strategy progress),
+	// except its Changes, which only AddTrafficChange appends to.
+	Traffic *api.DeployTraffic
 }
 
 // DeploymentHostUpdate changes one host of a deployment. Empty strings,
@@ -316,8 +319,9 @@ type Store interface {
 	// ErrConflict if it has a group of that name.
 	CreateGroup(ctx context.Context, g api.DeploymentGroup) error
 	GetGroup(ctx context.Context, app, name string) (api.DeploymentGroup, error)
-	// UpdateGroupSettings changes the selector, config, health check and
-	// auto-rollback of the group with g.ID (ErrNotFound if none).
+	// UpdateGroupSettings changes the selector, config, health check,
+	// auto-rollback and load balancer of the group with g.ID (ErrNotFound
+	// if none).
 	UpdateGroupSettings(ctx context.Context, g api.DeploymentGroup) error
 	// ListGroups returns an application's groups ordered by name, or every
 	// group (ordered by app, then name) when app is "".
@@ -352,6 +356,12 @@ type Store interface {
 	// HostRevisions returns, for a group, each host's last successfully
 	// deployed revision, by host id.
 	HostRevisions(ctx context.Context, groupID string) (map[string]HostRevision, error)
+	// AddTrafficChange appends a change made to a load balancer to a
+	// deployment's Traffic.Changes (in any state of the deployment;
+	// ErrNotFound if it does not exist). GetDeployment and
+	// ListActiveDeployments return the changes in the order they were
+	// added; CreateDeployment stores those d.Traffic already has.
+	AddTrafficChange(ctx context.Context, depID string, c api.TrafficChange) error
 
 	// GetLease returns the named lease as stored, expired or not;
 	// ErrNotFound if it is not held.

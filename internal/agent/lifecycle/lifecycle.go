@@ -72,6 +72,12 @@ type Step struct {
 	// TrafficControl adds the six traffic events (the group is behind a
 	// load balancer).
 	TrafficControl bool
+	// Traffic, if set (with TrafficControl), is called at the system
+	// events BlockTraffic and AllowTraffic (event is the event's name): it
+	// takes the host out of its load balancer, or lets it in again. Its
+	// log becomes the event's LogTail; its error fails the event (and the
+	// step).
+	Traffic func(ctx context.Context, event string) (log string, err error)
 	// MaxEventTimeout caps the run time of all the scripts of one event;
 	// appspec.MaxEventTimeout when not positive.
 	MaxEventTimeout time.Duration
@@ -264,6 +270,10 @@ func (x *run) event(ctx context.Context, ev appspec.Event) error {
 		err = x.install()
 	case ev.Name == EventHealthCheck:
 		err = x.step.HealthCheck(ctx)
+	case (ev.Name == appspec.EventBlockTraffic || ev.Name == appspec.EventAllowTraffic) && x.step.Traffic != nil:
+		var log string
+		log, err = x.step.Traffic(ctx, ev.Name)
+		tail.Write([]byte(log))
 	case ev.System:
 		// Start, End and the traffic events gantry's server handles: nothing
 		// to do on the host.

@@ -48,10 +48,11 @@ var deployNotFinal = func() string {
 // not in a final state.
 var hostNotFinal = "state NOT IN (" + quoted(hostDeployFinal) + ")"
 
-const groupCols = "id, app, name, selector, config, health_check, auto_rollback, revision, created_at"
+const groupCols = "id, app, name, selector, config, health_check, auto_rollback, revision, created_at, load_balancer"
 
 const deploymentCols = `id, app, group_id, group_name, revision, config, min_healthy, state, batch, kind,
-rollback_of, rolled_back_by, description, stop_requested, force, error_message, created_at, finished_at`
+rollback_of, rolled_back_by, description, stop_requested, force, error_message, created_at, finished_at,
+strategy, traffic`
 
 const deploymentHostCols = `deployment_id, host_id, host_name, batch, state, previous_revision, event,
 error_message, started_at, finished_at, events`
@@ -59,11 +60,17 @@ error_message, started_at, finished_at, events`
 func scanGroup(sc scanner) (api.DeploymentGroup, error) {
 	var (
 		g       api.DeploymentGroup
-		hc      string
+		hc, lb  string
 		created sql.NullInt64
 	)
-	if err := sc.Scan(&g.ID, &g.App, &g.Name, &g.Selector, &g.Config, &hc, &g.AutoRollback, &g.Revision, &created); err != nil {
+	if err := sc.Scan(&g.ID, &g.App, &g.Name, &g.Selector, &g.Config, &hc, &g.AutoRollback, &g.Revision, &created, &lb); err != nil {
 		return g, err
+	}
+	if lb != "" {
+		g.LoadBalancer = new(api.LBTarget)
+		if err := json.Unmarshal([]byte(lb), g.LoadBalancer); err != nil {
+			return g, fmt.Errorf("group %s: decode load balancer: %w", g.ID, err)
+		}
 	}
 	g.CreatedAt = tm(created)
 	if hc != "" {
@@ -79,11 +86,18 @@ func scanDeployment(sc scanner) (api.Deployment, error) {
 	var (
 		d                 api.Deployment
 		created, finished sql.NullInt64
+		traffic           string
 	)
 	err := sc.Scan(&d.ID, &d.App, &d.GroupID, &d.Group, &d.Revision, &d.Config, &d.MinHealthy, &d.State, &d.Batch,
 		&d.Kind, &d.RollbackOf, &d.RolledBackBy, &d.Description, &d.StopRequested, &d.Force, &d.Error,
-		&created, &finished)
+		&created, &finished, &d.Strategy, &traffic)
 	d.CreatedAt, d.FinishedAt = tm(created), tmp(finished)
+	if err == nil && traffic != "" {
+		d.Traffic = new(api.DeployTraffic)
+		if err := json.Unmarshal([]byte(traffic), d.Traffic); err != nil {
+			return d, fmt.Errorf("deployment %s: decode traffic: %w", d.ID, err)
+		}
+	}
 	return d, err
 }
 
@@ -160,13 +174,17 @@ func (s *Store) CreateGroup(ctx context.Context, g api.DeploymentGroup) error {
 		}
 		hc = string(b)
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	lb, err := encodeLB(g.LoadBalancer)
+	if err != nil {
+		return fmt.Errorf("create group %s of %s: %w", g.Name, g.App, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
 		if err := tx.QueryRowContext(ctx, s.q("SELECT 1 FROM applications WHERE name = ?"), g.App).Scan(&one); err != nil {
 			return fmt.Errorf("application %s: %w", g.App, notFound(err))
 		}
-		_, err := tx.ExecContext(ctx, s.q("INSERT INTO deployment_groups ("+groupCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-			g.ID, g.App, g.Name, g.Selector, g.Config, hc, g.AutoRollback, g.Revision, ns(g.CreatedAt))
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO deployment_groups ("+groupCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			g.ID, g.App, g.Name, g.Selector, g.Config, hc, g.AutoRollback, g.Revision, ns(g.CreatedAt), lb)
 		return s.conflict(err)
 	})
 	if err != nil {
@@ -176,7 +194,7 @@ func (s *Store) CreateGroup(ctx context.Context, g api.DeploymentGroup) error {
 }
 
 // UpdateGroupSettings changes a group's selector, configuration, health
-// check and automatic rollback (found by id).
+// check, automatic rollback and load balancer (found by id).
 func (s *Store) UpdateGroupSettings(ctx context.Context, g api.DeploymentGroup) error {
 	hc := ""
 	if g.HealthCheck != nil {
@@ -186,8 +204,12 @@ func (s *Store) UpdateGroupSettings(ctx context.Context, g api.DeploymentGroup) 
 		}
 		hc = string(b)
 	}
-	n, err := s.exec(ctx, "UPDATE deployment_groups SET selector = ?, config = ?, health_check = ?, auto_rollback = ? WHERE id = ?",
-		g.Selector, g.Config, hc, g.AutoRollback, g.ID)
+	lb, err := encodeLB(g.LoadBalancer)
+	if err != nil {
+		return fmt.Errorf("update group %s: %w", g.ID, err)
+	}
+	n, err := s.exec(ctx, "UPDATE deployment_groups SET selector = ?, config = ?, health_check = ?, auto_rollback = ?, load_balancer = ? WHERE id = ?",
+		g.Selector, g.Config, hc, g.AutoRollback, lb, g.ID)
 	if err != nil {
 		return fmt.Errorf("update group %s: %w", g.ID, err)
 	}
@@ -247,17 +269,28 @@ func (s *Store) CreateDeployment(ctx context.Context, d api.Deployment, hosts []
 	if d.State == "" {
 		d.State = api.DeployRunning
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	traffic, err := encodeTraffic(d.Traffic)
+	if err != nil {
+		return fmt.Errorf("create deployment %s: %w", d.ID, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO deployments ("+deploymentCols+
-			") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			d.ID, d.App, d.GroupID, d.Group, d.Revision, d.Config, d.MinHealthy, d.State, d.Batch, d.Kind,
 			d.RollbackOf, d.RolledBackBy, cleanText(d.Description), d.StopRequested, d.Force, cleanText(d.Error),
-			ns(d.CreatedAt), nsp(d.FinishedAt))
+			ns(d.CreatedAt), nsp(d.FinishedAt), d.Strategy, traffic)
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("deployment %s: id exists or group %s has an unfinished deployment: %w", d.ID, d.GroupID, &conflictError{cause: err})
 			}
 			return err
+		}
+		if d.Traffic != nil {
+			for _, c := range d.Traffic.Changes {
+				if err := s.insertTrafficChange(ctx, tx, d.ID, c); err != nil {
+					return err
+				}
+			}
 		}
 		if len(hosts) == 0 {
 			return nil
@@ -352,6 +385,9 @@ func (s *Store) GetDeployment(ctx context.Context, id string) (api.Deployment, e
 		return api.Deployment{}, fmt.Errorf("get deployment %s: hosts: %w", id, err)
 	}
 	withHosts(&d, hosts[id])
+	if err := s.loadTrafficChanges(ctx, &d); err != nil {
+		return api.Deployment{}, fmt.Errorf("get deployment %s: traffic changes: %w", id, err)
+	}
 	return d, nil
 }
 
@@ -409,6 +445,9 @@ func (s *Store) ListActiveDeployments(ctx context.Context) ([]api.Deployment, er
 	}
 	for i := range deps {
 		withHosts(&deps[i], hosts[deps[i].ID])
+		if err := s.loadTrafficChanges(ctx, &deps[i]); err != nil {
+			return nil, fmt.Errorf("list active deployments: traffic changes: %w", err)
+		}
 	}
 	return deps, nil
 }
@@ -417,7 +456,14 @@ func (s *Store) ListActiveDeployments(ctx context.Context) ([]api.Deployment, er
 // final deployment is ignored. When the deployment becomes succeeded, its
 // group's revision becomes the deployment's, in the same transaction.
 func (s *Store) UpdateDeployment(ctx context.Context, u store.DeploymentUpdate) error {
-	var state, errText, rolledBackBy, batch, stop, force any
+	var state, errText, rolledBackBy, batch, stop, force, traffic any
+	if u.Traffic != nil {
+		t, err := encodeTraffic(u.Traffic)
+		if err != nil {
+			return fmt.Errorf("update deployment %s: %w", u.ID, err)
+		}
+		traffic = t
+	}
 	if u.State != nil {
 		state = *u.State
 	}
@@ -445,10 +491,11 @@ func (s *Store) UpdateDeployment(ctx context.Context, u store.DeploymentUpdate) 
     force = COALESCE(?, force),
     error_message = COALESCE(?, error_message),
     rolled_back_by = COALESCE(?, rolled_back_by),
-    finished_at = COALESCE(?, finished_at)
+    finished_at = COALESCE(?, finished_at),
+    traffic = COALESCE(?, traffic)
 WHERE id = ? AND `+deployNotFinal+`
 RETURNING state, group_id, revision`),
-			state, batch, stop, force, errText, rolledBackBy, nsp(u.FinishedAt), u.ID).Scan(&newState, &groupID, &revision)
+			state, batch, stop, force, errText, rolledBackBy, nsp(u.FinishedAt), traffic, u.ID).Scan(&newState, &groupID, &revision)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Final (ignored) or unknown.
 			var one int

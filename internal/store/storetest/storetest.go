@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	all = append(all, settingTests...)
 	all = append(all, envTests...)
 	all = append(all, lifecycleTests...)
+	all = append(all, trafficTests...)
 	all = append(all, test{"ConcurrentWriters", testConcurrentWriters})
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
