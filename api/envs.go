@@ -174,6 +174,10 @@ type EnvMachine struct {
 	// Failure details a failed machine's cause: the setup job or the
 	// deployment that failed on it, with the end of its log.
 	Failure *EnvFailure `json:"failure,omitempty"`
+	// LB is the machine's state in its group's load balancer, for a group
+	// that has one: "ready 100" (state and weight), "maint", "drain",
+	// "absent" (not a server there); "" when not known.
+	LB string `json:"lb,omitempty"`
 }
 
 // LifecycleRun is one run of a lifecycle event (setup, configure,

@@ -10,7 +10,9 @@
 #                            with root, /tmp, /run, /var/log, /etc/shop;
 #      gantry-shop-lb:dev    the same plus Debian's haproxy
 #                            (/usr/sbin/haproxy with every library ldd
-#                            lists and the dynamic loader), /etc/haproxy.
+#                            lists and the dynamic loader), /etc/haproxy:
+#                            the agent's haproxy driver runs it (the lb
+#                            group's load_balancer block), no script.
 #
 # The images need no gantry binary: the docker provider copies the agent in.
 # Idempotent: the root filesystems are reproducible tarballs (fixed owner,

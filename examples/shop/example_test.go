@@ -1,9 +1,10 @@
 // Package shop checks the shop example without a gantry server: the
 // definition files parse, build.sh builds the app and the images, and the
 // scripts do their job in containers of those images on a Docker network
-// (db setup, the app with its bundle's hooks, web setup and shutdown, the
-// load balancer's configure with graceful reloads). test/e2e runs the whole
-// example through gantry.
+// (db setup, the app with its bundle's hooks, web setup and shutdown), and
+// gantry's haproxy driver with the definition's load_balancer block in
+// front of the web containers. test/e2e runs the whole example through
+// gantry.
 package shop
 
 import (
@@ -12,10 +13,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,7 +32,10 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/infra/config"
+	"github.com/gantry-dev/gantry/internal/lb"
+	"github.com/gantry-dev/gantry/internal/lb/haproxy"
 	_ "github.com/gantry-dev/gantry/internal/providers/docker" // the provider type the definition uses
 )
 
@@ -99,8 +105,13 @@ func TestDefinitionLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lb.Count != 1 || lb.Image != lbImage || lb.Configure != readFile(t, "lb/configure.sh") {
-		t.Errorf("group lb: count %d image %q configure %d bytes", lb.Count, lb.Image, len(lb.Configure))
+	wantLB := &config.LBSpec{Target: "web", Listen: 80, Port: 8080, Balance: "roundrobin", DrainTimeout: 30, Header: "X-Backend", Driver: "haproxy",
+		Check: api.LBCheck{Path: "/healthz", IntervalMillis: 500, Rise: 2, Fall: 2}}
+	if lb.Count != 1 || lb.Image != lbImage || lb.Configure != "" || !reflect.DeepEqual(lb.LoadBalancer, wantLB) {
+		t.Errorf("group lb: count %d image %q configure %d bytes, load_balancer %+v (want %+v)", lb.Count, lb.Image, len(lb.Configure), lb.LoadBalancer, wantLB)
+	}
+	if d.LoadBalancerOf("web") != "lb" {
+		t.Errorf("web's load balancer: %q, want lb", d.LoadBalancerOf("web"))
 	}
 	db, err := d.EvalGroup("db", config.World{})
 	if err != nil {
@@ -230,17 +241,60 @@ func TestExampleOnDocker(t *testing.T) {
 	}
 	hooks(t, webNames[0], "start.sh", "validate.sh")
 
-	// lb: two backends, served alternately.
-	lbName := id + "-lb-0"
-	lbIP := run(lbName, lbImage)
-	lbURL := "http://" + lbIP + "/"
-	configure := func(addrs ...string) string {
-		t.Helper()
-		return script(t, lbName, "lb/configure.sh", []string{"GANTRY_GROUP_WEB_ADDRESSES=" + strings.Join(addrs, " ")})
+	// web-2's shutdown stops its app.
+	out := script(t, webNames[2], "web/shutdown.sh", []string{"GANTRY_HOST_NAME=" + webNames[2]})
+	if !strings.Contains(out, "shutdown "+webNames[2]+"\n") || !strings.Contains(out, "shop stopped") {
+		t.Errorf("web/shutdown.sh printed %q", out)
+	}
+	if code, _, _ := get(client, "http://"+webIPs[2]+":8080/healthz"); code != 0 {
+		t.Errorf("web-2 still answers (%d) after its shutdown", code)
+	}
+	hooks(t, webNames[2], "start.sh", "validate.sh")
+
+	// lb: the lb image runs haproxy; gantry's haproxy driver (what the
+	// agent on the lb machine runs) serves the definition's load_balancer
+	// block in front of the 3 web containers, here on this machine: each
+	// added in maint, let in once haproxy's own checks of /healthz pass,
+	// then served in turn with X-Backend naming the machine's address; a
+	// removed one is drained and gets no request.
+	if out, err := dockerTry("run", "--rm", "--network", "none", lbImage, "haproxy", "-v"); err != nil || !strings.Contains(out, "HAProxy version") {
+		t.Fatalf("haproxy in %s: %v %s", lbImage, err, out)
+	}
+	d, err := config.Load(".", "dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lbGroup, err := d.EvalGroup("lb", config.World{})
+	if err != nil || lbGroup.LoadBalancer == nil {
+		t.Fatalf("group lb: %v %+v", err, lbGroup.LoadBalancer)
+	}
+	spec := lbGroup.LoadBalancer
+	bal, err := haproxy.Open(lb.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bal.Stop() })
+	port := freePort(t)
+	be := api.LBBackend{Name: spec.Target, Listen: port, Balance: spec.Balance, Check: spec.Check, Header: spec.Header}
+	for i, ip := range webIPs {
+		be.Servers = append(be.Servers, api.LBServer{Name: webNames[i], Addr: ip, Port: spec.Port, Weight: 100, State: api.LBMaint})
+	}
+	ctx := context.Background()
+	if err := bal.Configure(ctx, api.LBConfig{Backends: []api.LBBackend{be}}); err != nil {
+		t.Fatalf("configure haproxy with the shop's load balancer: %v", err)
+	}
+	lbURL := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if code, _, _ := get(client, lbURL); code != 503 {
+		t.Errorf("every server in maint: status %d, want haproxy's 503", code)
+	}
+	for _, n := range webNames {
+		if _, err := lb.Allow(ctx, bal, spec.Target, n, -1, 20*time.Second); err != nil {
+			t.Fatalf("allow %s: %v", n, err)
+		}
 	}
 	backendOf := map[string]string{}
 	for i, ip := range webIPs {
-		backendOf[ip] = webNames[i]
+		backendOf[ip+":8080"] = webNames[i]
 	}
 	// sample makes n requests and returns the X-Backend of each; a body
 	// that does not name that backend's host fails the test.
@@ -259,22 +313,6 @@ func TestExampleOnDocker(t *testing.T) {
 		}
 		return seq, ""
 	}
-	out := configure(webIPs[:2]...)
-	if !strings.Contains(out, "haproxy started") {
-		t.Errorf("first configure printed %q", out)
-	}
-	firstPids := lbPids(t, lbName)
-	eventually(t, 15*time.Second, "lb serves web-0 and web-1 alternately", func() (bool, string) {
-		seq, why := sample(4)
-		ok := why == "" && seq[0] != seq[1] && seq[2] == seq[0] && seq[3] == seq[1] &&
-			slices.Contains(seq[:2], webIPs[0]) && slices.Contains(seq[:2], webIPs[1])
-		return ok, fmt.Sprintf("%v %s", seq, why)
-	})
-
-	// A third backend: a graceful reload, the old process goes away.
-	if out := configure(webIPs...); !strings.Contains(out, "haproxy reloaded") {
-		t.Errorf("configure with 3 addresses printed %q", out)
-	}
 	eventually(t, 15*time.Second, "lb serves the 3 backends in turn", func() (bool, string) {
 		seq, why := sample(6)
 		if why != "" {
@@ -284,35 +322,26 @@ func TestExampleOnDocker(t *testing.T) {
 		for _, b := range seq {
 			seen[b]++
 		}
-		return len(seen) == 3 && seen[webIPs[2]] == 2, fmt.Sprint(seq)
+		return len(seen) == 3 && seen[webIPs[2]+":8080"] == 2, fmt.Sprint(seq)
 	})
-	eventually(t, 15*time.Second, "the old haproxy exits after the reload", func() (bool, string) {
-		now := lbPids(t, lbName)
-		return len(now) == 1 && !slices.Contains(firstPids, now[0]), fmt.Sprintf("live haproxy pids %v (first %v)", now, firstPids)
-	})
-	if out := configure(webIPs...); !strings.Contains(out, "already serves") {
-		t.Errorf("configure with unchanged addresses printed %q", out)
+	if _, err := lb.Remove(ctx, bal, spec.Target, webNames[2], time.Duration(spec.DrainTimeout)*time.Second); err != nil {
+		t.Fatalf("remove %s: %v", webNames[2], err)
 	}
+	seq, why := sample(6)
+	if why != "" || slices.Contains(seq, webIPs[2]+":8080") {
+		t.Fatalf("after removing web-2: %v %s, want only web-0 and web-1", seq, why)
+	}
+}
 
-	// web-2's shutdown stops its app.
-	out = script(t, webNames[2], "web/shutdown.sh", []string{"GANTRY_HOST_NAME=" + webNames[2]})
-	if !strings.Contains(out, "shutdown "+webNames[2]+"\n") || !strings.Contains(out, "shop stopped") {
-		t.Errorf("web/shutdown.sh printed %q", out)
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, _, _ := get(client, "http://"+webIPs[2]+":8080/healthz"); code != 0 {
-		t.Errorf("web-2 still answers (%d) after its shutdown", code)
-	}
-
-	// No web machine online: 503 from haproxy itself.
-	configure()
-	eventually(t, 15*time.Second, "lb answers 503 without backends", func() (bool, string) {
-		code, body, _ := get(client, lbURL)
-		return code == 503 && strings.Contains(body, "no web machine online"), fmt.Sprintf("%d %q", code, body)
-	})
-	// An address that is not a host name or an IPv4 address is refused.
-	if out, err := execIn(t, lbName, readFile(t, "lb/configure.sh"), []string{"GANTRY_GROUP_WEB_ADDRESSES=1.2.3.4;x"}, "sh", "-s"); err == nil {
-		t.Errorf("configure accepted a bad address:\n%s", out)
-	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // requireDocker fails the test unless the docker CLI reaches an engine.
@@ -402,22 +431,6 @@ func hooks(t *testing.T, container string, names ...string) string {
 		all += out
 	}
 	return all
-}
-
-// lbPids returns the pids of live (not zombie) haproxy processes in the lb
-// container.
-func lbPids(t *testing.T, container string) []string {
-	t.Helper()
-	const list = `for p in /proc/[0-9]*; do
-	[ "$(cat "$p/comm" 2>/dev/null)" = haproxy ] || continue
-	s=$(sed 's/^.*) //' "$p/stat" 2>/dev/null | cut -c1)
-	[ -n "$s" ] && [ "$s" != Z ] && echo "${p#/proc/}"
-done; true`
-	out, err := execIn(t, container, list, nil, "sh", "-s")
-	if err != nil {
-		t.Fatalf("list haproxy processes: %v\n%s", err, out)
-	}
-	return strings.Fields(out)
 }
 
 func readFile(t *testing.T, path string) string {

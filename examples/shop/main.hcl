@@ -1,7 +1,8 @@
 # examples/shop: a web shop on the local Docker engine. Three groups on one
 # network: a stand-in database (busybox httpd), the shop app (deployed from
 # the `shop` application's newest revision, HalfAtATime, health-checked) and
-# an haproxy load balancer reconfigured whenever a web machine comes or goes.
+# an haproxy load balancer that gantry drives (load_balancer block): web
+# machines join it once healthy and are drained before they leave.
 #
 #   examples/shop/build.sh                       # app binary + the two images
 #   gantry app create shop && gantry push shop examples/shop/app/bundle
@@ -66,9 +67,23 @@ group "lb" {
   networks = [network.app]
   labels   = { role = "lb" }
 
-  # Runs on the lb machine whenever any machine of the environment enters
-  # or leaves online: haproxy gets the web machines online at that moment.
-  configure = file("lb/configure.sh")
+  # This machine is the load balancer of group web: gantry runs haproxy on
+  # it and drives it through its runtime API. A web machine is added in
+  # maintenance and let in only once it is set up, deployed and healthy
+  # (haproxy's own checks: rise 2); one that leaves, or is deployed to, is
+  # drained first (no new requests; those in flight finish).
+  load_balancer {
+    target = group.web
+    listen = 80   # where clients connect
+    port   = 8080 # the app on each web machine
+    header = "X-Backend"
+
+    # haproxy's own check of each web machine: UP after 2 passes in a row.
+    health_check {
+      path     = "/healthz"
+      interval = "500ms"
+    }
+  }
 }
 
 output "url" {

@@ -843,6 +843,19 @@ func phaseHint(phase string) string {
 }
 
 func machineTable(w io.Writer, ms []api.EnvMachine) error {
+	// The LB column (a machine's state in its group's load balancer) only
+	// when a group has a load balancer.
+	withLB := false
+	for _, m := range ms {
+		withLB = withLB || m.LB != ""
+	}
+	if withLB {
+		t := newTable(w, "MACHINE", "NAME", "IP", "PHASE", "LB", "REVISION", "ERROR")
+		for _, m := range ms {
+			t.row(m.Address, m.Name, orDash(m.IP), m.Phase, orDash(m.LB), orDash(m.Revision), orDash(m.Error))
+		}
+		return t.flush()
+	}
 	t := newTable(w, "MACHINE", "NAME", "IP", "PHASE", "REVISION", "ERROR")
 	for _, m := range ms {
 		t.row(m.Address, m.Name, orDash(m.IP), m.Phase, orDash(m.Revision), orDash(m.Error))

@@ -20,6 +20,7 @@ func (a *API) envRoutes() []route {
 		{Method: "GET", Path: "/api/v1/envs", Summary: "List environments.", Resp: []api.Environment{}, Handler: a.listEnvs},
 		{Method: "GET", Path: "/api/v1/envs/{env}", Summary: "Show an environment: resources, machines and their lifecycle phase, outputs, lifecycle runs.", Resp: api.Environment{}, Handler: a.getEnv},
 		{Method: "POST", Path: "/api/v1/envs/{env}/plan", Summary: "Refresh and plan: what an apply of this definition (or scale, or destroy) would do.", Body: api.EnvRequest{}, Resp: api.Plan{}, MaxBody: maxEnvRequest, Handler: a.planEnv},
+		{Method: "GET", Path: "/api/v1/envs/{env}/lb", Summary: "Show the servers of an environment's load balancers as they report them (one view per load balancer group; ?group=G for the one of group G or in front of it).", Resp: []api.LBView{}, Handler: a.envLB},
 		{Method: "POST", Path: "/api/v1/envs/{env}/apply", Summary: "Apply a plan (or plan and apply) under the environment's lock; streams NDJSON progress ending with a done event.", Body: api.EnvRequest{}, Resp: api.ApplyEvent{}, MaxBody: maxEnvRequest, Handler: a.applyEnv},
 	}
 }
@@ -113,4 +114,28 @@ func (a *API) applyEnv(w http.ResponseWriter, r *http.Request) {
 func principal(r *http.Request) (store.APIToken, bool) {
 	t, ok := r.Context().Value(principalKey{}).(store.APIToken)
 	return t, ok
+}
+
+// envLB shows an environment's load balancers: each load balancer group's
+// machine, its driver and its servers as the load balancer reports them.
+func (a *API) envLB(w http.ResponseWriter, r *http.Request) {
+	lbs, err := a.d.Infra.LoadBalancers(r.Context(), r.PathValue("env"), r.URL.Query().Get("group"))
+	if err != nil {
+		writeError(w, r, err, a.d.Log)
+		return
+	}
+	if a.d.Traffic == nil {
+		writeError(w, r, &apiError{http.StatusServiceUnavailable, "unavailable", "this server drives no load balancer"}, a.d.Log)
+		return
+	}
+	out := []api.LBView{}
+	for _, l := range lbs {
+		v, err := a.d.Traffic.View(r.Context(), l.LB)
+		if err != nil {
+			writeError(w, r, LBError(err), a.d.Log)
+			return
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -487,7 +487,7 @@ func (a *applier) applyRecord(ctx context.Context, addr string, spec config.Grou
 		return err
 	}
 	if rec.App != "" {
-		if err := a.e.ensureDeployGroup(ctx, a.env, spec.Name, rec); err != nil {
+		if err := a.e.ensureDeployGroup(ctx, a.env, spec.Name, rec, a.lbTargetOf(spec.Name)); err != nil {
 			return err
 		}
 	}
@@ -522,11 +522,12 @@ const LabelSetup = "gantry.setup"
 
 // ensureDeployGroup makes the group's deployment group, or updates its
 // settings.
-func (e *Engine) ensureDeployGroup(ctx context.Context, env, group string, rec GroupRecord) error {
+func (e *Engine) ensureDeployGroup(ctx context.Context, env, group string, rec GroupRecord, lb *api.LBTarget) error {
 	sel := deploySelector(env, group)
 	g, err := e.st.GetGroup(ctx, rec.App, rec.DeployGroup)
 	if errors.Is(err, store.ErrNotFound) {
-		_, err = e.dep.CreateGroup(ctx, rec.App, api.CreateGroupRequest{Name: rec.DeployGroup, Selector: sel, Config: rec.Config, HealthCheck: rec.HealthCheck})
+		_, err = e.dep.CreateGroup(ctx, rec.App, api.CreateGroupRequest{Name: rec.DeployGroup, Selector: sel, Config: rec.Config, HealthCheck: rec.HealthCheck,
+			LoadBalancer: lb})
 		if err != nil {
 			return fmt.Errorf("deployment group %s/%s: %w", rec.App, rec.DeployGroup, err)
 		}
@@ -537,8 +538,8 @@ func (e *Engine) ensureDeployGroup(ctx context.Context, env, group string, rec G
 	}
 	hc, _ := json.Marshal(g.HealthCheck)
 	want, _ := json.Marshal(rec.HealthCheck)
-	if g.Selector != sel || g.Config != rec.Config || string(hc) != string(want) || !g.AutoRollback {
-		g.Selector, g.Config, g.HealthCheck, g.AutoRollback = sel, rec.Config, rec.HealthCheck, true
+	if g.Selector != sel || g.Config != rec.Config || string(hc) != string(want) || !g.AutoRollback || !sameLBTarget(g.LoadBalancer, lb) {
+		g.Selector, g.Config, g.HealthCheck, g.AutoRollback, g.LoadBalancer = sel, rec.Config, rec.HealthCheck, true, lb
 		return e.st.UpdateGroupSettings(ctx, g)
 	}
 	return nil
@@ -635,6 +636,13 @@ func (a *applier) deleteMachine(ctx context.Context, r *Resource) error {
 	p, err := a.e.stateProvider(a.def, r.Provider)
 	if err != nil {
 		return err
+	}
+	// Out of its load balancer (drained) before its shutdown script runs,
+	// unless this apply removes the load balancer too.
+	if !a.lbGoes(r) {
+		if msg := a.e.lbRemove(ctx, a.env, a.oldSt, r); msg != "" {
+			a.event(api.ApplyEvent{Type: "log", Address: r.Address, Message: msg})
+		}
 	}
 	if rec != nil && rec.Shutdown != "" {
 		// A machine deleted or stopped outside gantry has no agent to run

@@ -19,6 +19,10 @@
 //     machine's phase from durable records and runs setup once, starts the
 //     group's deployment, coalesces configure, and runs shutdown before a
 //     machine goes. It also keeps the record of these runs.
+//   - lb.go: the load balancers of environments (load_balancer blocks):
+//     their configuration sent through the traffic controller (Config.LB),
+//     target machines let in once online and drained out before they go,
+//     and the target group's deployment group pointed at them.
 //
 // Plans and applies run in the server rather than in the CLI because the
 // lifecycle must react to machines coming and going with nobody running a

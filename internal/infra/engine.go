@@ -91,6 +91,10 @@ type Config struct {
 	// Debounce is how long configure waits for a burst of membership
 	// changes to settle (default 500ms).
 	Debounce time.Duration
+	// LB drives the load balancers of environments (the traffic
+	// controller); nil leaves them alone (load_balancer blocks are then
+	// recorded, not acted on).
+	LB LB
 }
 
 // Engine plans and applies environments and runs their machines'

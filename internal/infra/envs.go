@@ -412,6 +412,9 @@ func (e *Engine) view(ctx context.Context, rec store.Environment) (api.Environme
 		if v.found {
 			m.HostID = v.host.ID
 		}
+		if _, s, listed, known := e.lc.lbServer(st, v.r); known {
+			m.LB = lbText(s, listed, known)
+		}
 		out.Machines = append(out.Machines, m)
 		g := out.Groups[v.r.Group]
 		g.Count++
@@ -436,5 +439,9 @@ func (e *Engine) view(ctx context.Context, rec store.Environment) (api.Environme
 	}
 	out.Events = runs
 	out.Progress = progress(views, runs, max(configureLimit(st), 150*time.Second), e.now())
+	if lbp := e.lc.lbPending(st, views); len(lbp) > 0 {
+		out.Progress.Settled = false
+		out.Progress.Pending = append(out.Progress.Pending, lbp...)
+	}
 	return out, nil
 }

@@ -49,12 +49,14 @@ type lifecycle struct {
 	// id: they show as PhaseShutdown, so that membership and the
 	// configure context leave them out before their shutdown runs.
 	leaving map[string]map[string]bool
+	// lb is the load balancers' controller memory (lb.go).
+	lb *lbState
 }
 
 func newLifecycle(e *Engine) *lifecycle {
 	return &lifecycle{e: e, byName: map[string]store.HostRecord{}, runs: map[string][]api.LifecycleRun{}, loaded: map[string]bool{},
 		members: map[string]string{}, changed: map[string]time.Time{}, deployed: map[string]bool{}, seq: map[string]int{},
-		leaving: map[string]map[string]bool{}}
+		leaving: map[string]map[string]bool{}, lb: newLBState()}
 }
 
 // maxRuns is how many lifecycle runs an environment keeps.
@@ -176,9 +178,13 @@ func (l *lifecycle) tickEnv(ctx context.Context, rec store.Environment, st *Stat
 			l.e.log.Error("machine lifecycle", "env", env, "machine", v.r.Name, "err", err)
 		}
 	}
+	if err := l.reconcileLBTargets(ctx, st); err != nil {
+		l.e.log.Error("environment load balancer", "env", env, "err", err)
+	}
 	if err := l.ensureDeployments(ctx, st, views); err != nil {
 		l.e.log.Error("environment deployment", "env", env, "err", err)
 	}
+	l.balance(ctx, st, views)
 	if err := l.updateRuns(ctx, env); err != nil {
 		return err
 	}
@@ -414,7 +420,13 @@ func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []ma
 			l.mu.Unlock()
 			continue
 		}
-		d, err := l.e.dep.Deploy(ctx, rec.App, rec.DeployGroup, api.DeployRequest{Revision: rec.Revision, Description: "environment " + st.Env})
+		req := api.DeployRequest{Revision: rec.Revision, Description: "environment " + st.Env, Strategy: rec.Strategy, Canary: rec.Canary}
+		if dg.Revision == "" {
+			// The group's first revision: no stable machines to compare a
+			// canary with, so it goes in place.
+			req.Strategy, req.Canary = "", nil
+		}
+		d, err := l.e.dep.Deploy(ctx, rec.App, rec.DeployGroup, req)
 		if err != nil && pending[addr] > 0 {
 			// E.g. HalfAtATime refuses a group of one host: more of the
 			// group's machines are being set up, so try again with them.

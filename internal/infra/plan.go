@@ -277,6 +277,9 @@ func (e *Engine) planGroup(ctx context.Context, in planInput, b *config.Block, p
 	if n, ok := in.scale[b.Name]; ok && !host {
 		spec.Count = n
 	}
+	if err := checkLBPlan(in.def, b.Name, spec, host); err != nil {
+		return err
+	}
 	rec, err := e.groupRecord(ctx, in.env, spec)
 	if err != nil {
 		return err
@@ -479,8 +482,21 @@ func groupAttrs(g config.GroupSpec, rec GroupRecord) map[string]string {
 		m["deploy.config"] = rec.Config
 		m["deploy.group"] = rec.DeployGroup
 	}
+	if rec.App != "" && rec.Strategy != "" {
+		m["deploy.strategy"] = rec.Strategy
+	}
+	if rec.Canary != nil {
+		b, _ := json.Marshal(rec.Canary)
+		m["deploy.canary"] = string(b)
+	}
 	if g.Unknown["deploy"] {
 		m["deploy.revision"] = unknownText
+	}
+	for k, v := range lbAttrs(rec.LoadBalancer) {
+		m[k] = v
+	}
+	if g.Unknown["load_balancer"] {
+		m["load_balancer.health_check"] = unknownText
 	}
 	return m
 }
@@ -491,7 +507,7 @@ func groupAttrs(g config.GroupSpec, rec GroupRecord) map[string]string {
 func (e *Engine) groupRecord(ctx context.Context, env string, g config.GroupSpec) (GroupRecord, error) {
 	rec := GroupRecord{Setup: g.Setup, Configure: g.Configure, Shutdown: g.Shutdown,
 		SetupTimeout: g.SetupTimeout, ConfigureTimeout: g.ConfigureTimeout, ShutdownTimeout: g.ShutdownTimeout,
-		HealthCheck: g.HealthCheck, Host: g.Host}
+		HealthCheck: g.HealthCheck, Host: g.Host, LoadBalancer: g.LoadBalancer}
 	if rec.SetupTimeout == 0 {
 		rec.SetupTimeout = 600
 	}
@@ -509,6 +525,10 @@ func (e *Engine) groupRecord(ctx context.Context, env string, g config.GroupSpec
 		kind = "host"
 	}
 	rec.App, rec.Config, rec.DeployGroup = g.Deploy.App, g.Deploy.Config, env+"-"+g.Name
+	rec.Canary = g.Deploy.Canary
+	if g.Deploy.Strategy != api.StrategyInPlace {
+		rec.Strategy = g.Deploy.Strategy
+	}
 	if rec.Config == "" {
 		rec.Config = "OneAtATime"
 	}

@@ -87,6 +87,14 @@ type GroupRecord struct {
 	Revision    string `json:"revision,omitempty"`
 	Config      string `json:"config,omitempty"`
 	Host        bool   `json:"host,omitempty"`
+	// Strategy and Canary are the deploy block's strategy (api.Strategy*,
+	// "" for in-place) and canary settings, passed to the deployments the
+	// environment starts.
+	Strategy string          `json:"strategy,omitempty"`
+	Canary   *api.CanarySpec `json:"canary,omitempty"`
+	// LoadBalancer makes the group's machine the load balancer of group
+	// LoadBalancer.Target (nil for none).
+	LoadBalancer *config.LBSpec `json:"load_balancer,omitempty"`
 }
 
 func newState(env string) *State {

@@ -226,7 +226,7 @@ var lbClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport
 
 // sampleBackends makes n requests to the shop's url and counts the
 // backends that answered (the X-Backend header the load balancer sets:
-// the web machine's address). An answer that is not a 200 from the shop
+// the web machine's address, without the port). An answer that is not a 200 from the shop
 // app ends the sample with a description of it.
 func sampleBackends(url string, n int) (map[string]int, string) {
 	seen := map[string]int{}
@@ -238,6 +238,11 @@ func sampleBackends(url string, n int) (map[string]int, string) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		b := resp.Header.Get("X-Backend")
+		// gantry's haproxy names the server as address:port; the address
+		// is the web machine's.
+		if host, _, ok := strings.Cut(b, ":"); ok {
+			b = host
+		}
 		if resp.StatusCode != 200 || b == "" || !strings.HasPrefix(string(body), "shop ") {
 			return seen, fmt.Sprintf("%s X-Backend=%q %q", resp.Status, b, body)
 		}

@@ -24,12 +24,19 @@ var (
 		"setup_timeout", "configure_timeout", "shutdown_timeout", "depends_on",
 	}
 	nestedAttrs = map[string][]string{
-		"size":         {"cpus", "memory"},
-		"health_check": {"http", "expect_status", "tcp", "command", "timeout", "interval"},
-		"deploy":       {"app", "revision", "config"},
+		"size":          {"cpus", "memory"},
+		"health_check":  {"http", "expect_status", "tcp", "command", "timeout", "interval"},
+		"deploy":        {"app", "revision", "config", "strategy"},
+		"load_balancer": {"target", "listen", "port", "balance", "drain_timeout", "header", "driver"},
+		// Blocks inside those blocks, by "outer.inner".
+		"load_balancer.health_check": {"path", "interval", "rise", "fall"},
+		"deploy.canary": {"hosts", "steps", "interval", "max_error_rate", "max_latency_ratio", "failure_limit",
+			"min_requests", "on_no_data"},
 	}
-	nestedRequired = map[string][]string{"deploy": {"app"}}
-	groupBlocks    = []string{"size", "health_check", "deploy"}
+	// nestedBlocks are the blocks a nested block takes.
+	nestedBlocks   = map[string][]string{"load_balancer": {"health_check"}, "deploy": {"canary"}}
+	nestedRequired = map[string][]string{"deploy": {"app"}, "load_balancer": {"target", "port"}}
+	groupBlocks    = []string{"size", "health_check", "deploy", "load_balancer"}
 	hostBlocks     = []string{"health_check", "deploy"}
 	// notOnHost explains the group settings a host does not take.
 	notOnHost = map[string]string{
@@ -37,6 +44,8 @@ var (
 		"image":    "a host block is an existing machine, it has no image",
 		"networks": "a host block is an existing machine, gantry does not attach it to networks",
 		"size":     "a host block is an existing machine, gantry does not size it",
+		"load_balancer": "a load balancer is a group of gantry's own machines (count = 1); " +
+			"a hand-onboarded load balancer is named by a deployment group (gantry groups update --lb-host)",
 	}
 )
 
@@ -187,16 +196,29 @@ func (l *loader) checkMachine(b *Block, deps map[string]bool) {
 			continue
 		}
 		seen[blk.Type] = blk
-		l.checkShape(blk.Body, bf, nestedAttrs[blk.Type], nil)
+		l.checkShape(blk.Body, bf, nestedAttrs[blk.Type], nestedBlocks[blk.Type])
 		for _, req := range nestedRequired[blk.Type] {
 			if _, ok := blk.Body.Attributes[req]; !ok {
 				l.c.at(blk.DefRange(), bf, "missing required attribute %q", req)
 			}
 		}
 		for _, a := range sortedAttrs(blk.Body) {
-			if contains(nestedAttrs[blk.Type], a.Name) {
+			switch {
+			case blk.Type == "load_balancer" && a.Name == "target":
+				l.checkLBTarget(b, a, bf+".target")
+			case contains(nestedAttrs[blk.Type], a.Name):
 				l.checkRefs(a.Expr, bf+"."+a.Name, modeResource, deps, "")
 			}
+		}
+		l.checkInnerBlocks(blk, bf, deps)
+		if blk.Type == "load_balancer" && b.countKnown && b.Count != 1 {
+			rng := blk.TypeRange
+			if a := b.body.Attributes["count"]; a != nil {
+				rng = a.Expr.Range()
+			}
+			l.c.at(rng, field+".count", "a group with a load_balancer block has count = 1 (got %d): the target group's "+
+				"deployments drain and let in each machine through one load balancer machine, and clients reach it at one "+
+				"address; several would need an address in front of them, which gantry does not make yet", b.Count)
 		}
 	}
 	// The health check is the deployment's health gate: without a deploy

@@ -37,9 +37,14 @@
 //	                                                   # 1s to 24h)
 //	  health_check { http = "http://127.0.0.1:8080/healthz" }  # or tcp, or command = [...];
 //	                                                   # expect_status, timeout, interval
-//	  deploy { app = "shop"  config = "HalfAtATime" }  # revision optional
+//	  deploy { app = "shop"  config = "HalfAtATime" }  # revision optional; strategy, canary {…}: below
 //	  depends_on = [group.db]
 //	  zone = "a"                                       # provider-specific: provider.Info.MachineAttrs
+//	}
+//	group "lb" {
+//	  provider = provider.docker.local
+//	  image    = "gantry-shop-lb:dev"                  # needs haproxy (the agent runs it)
+//	  load_balancer { target = group.web  port = 8080 }   # below
 //	}
 //	host "legacy" { provider = provider.ssh.dc1  address = "10.0.0.5" }  # one existing machine
 //	output "web" { value = group.web.hosts[*].address  description = "…" }
@@ -48,6 +53,77 @@
 // digits and dashes (they become host names, "<env>-<group>-<index>"; see
 // [MachineName]); an environment's name is 1 to 32 of them. A group and a
 // host cannot share a name.
+//
+// # Load balancers
+//
+// A load_balancer block makes the group's machine the load balancer of
+// another group, its target. gantry runs the load balancer there (the
+// agent drives it through its runtime API: haproxy's stats socket) and
+// keeps it in step with the target's machines: a new machine is added in
+// maintenance and let in once it is online (set up, its revision
+// deployed, its health gate passed) and the load balancer's own checks
+// pass rise times in a row; a machine that leaves is drained (capped by
+// drain_timeout) and removed before its shutdown script runs; the
+// target's deployments drain and let in each machine (the appspec's
+// traffic events). No configure script is needed.
+//
+//	load_balancer {
+//	  target        = group.web      # required: another group of the definition
+//	  port          = 8080           # required: the targets' application port, 1-65535
+//	  listen        = 80             # the port clients connect to (default 80), 1-65535
+//	  balance       = "roundrobin"   # roundrobin (default) | leastconn | first | random
+//	  drain_timeout = "30s"          # 1s to 1h (default 30s; 0 means the default): the longest wait for sessions to end
+//	  header        = "X-Backend"    # a response header naming the server that answered (none by default)
+//	  driver        = "haproxy"      # the only one so far
+//	  health_check {                 # the load balancer's own check of each target
+//	    path     = "/healthz"        # HTTP GET; without path, a TCP connect
+//	    interval = "1s"              # 100ms to 1m (default 1s)
+//	    rise     = 2                 # checks in a row that make a server UP, 1-10 (default 2)
+//	    fall     = 2                 # and DOWN, 1-10 (default 2)
+//	  }
+//	}
+//
+// target is a reference resolved when the definition is loaded, not a
+// value, and not a dependency: the load balancer and its targets are
+// created in parallel. A group has at most one load balancer, and a group
+// with a load_balancer block has count = 1: the target's deployments
+// drain and let in each machine through one load balancer machine
+// (api.LBTarget names one host), and clients reach it at one address;
+// several would need an address in front of them, which gantry does not
+// make yet (`gantry scale` refuses it too). Host blocks take no
+// load_balancer block. A change to the block updates the group's record
+// in place: no machine is replaced.
+//
+// # Deployment strategies
+//
+// A deploy block's strategy says how a new revision reaches the group's
+// machines: "in-place" (the default: batches of the deployment
+// configuration, each machine drained and let in again when the group
+// has a load balancer) or "canary" (some machines first, at growing
+// weights, analysed from the load balancer's counters, then the rest;
+// the group needs a load balancer, checked at plan time). "blue_green" is
+// refused for environment groups for now. A canary block tunes it
+// (api.CanarySpec; every attribute optional):
+//
+//	deploy {
+//	  app      = "shop"
+//	  strategy = "canary"
+//	  canary {
+//	    hosts             = 1                        # canary machines, 1-1000 (default 1)
+//	    steps             = [{weight = 10, pause = "30s"}, {weight = 50, pause = "1m"}]
+//	                                                 # 1-20 steps; weight 1-100 %, not going down;
+//	                                                 # pause 0 (wait for promote) to 24h
+//	    interval          = "10s"                    # analysis interval, 100ms to 1h
+//	    max_error_rate    = 0.01                     # 0 to 1
+//	    max_latency_ratio = 2                        # >= 1; negative turns the check off
+//	    failure_limit     = 0                        # failed analyses tolerated, 0-100
+//	    min_requests      = 20                       # requests an interval needs to be data
+//	    on_no_data        = "wait"                   # wait | fail | pass
+//	  }
+//	}
+//
+// They are passed as api.DeployRequest.Strategy and Canary when the
+// environment starts the group's deployment.
 //
 // # Expressions
 //

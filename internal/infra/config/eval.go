@@ -274,6 +274,11 @@ func (d *Definition) evalMachine(c *collector, b *Block, ctx *hcl.EvalContext) G
 			spec.HealthCheck = c.decodeHealthCheck(blk, vals, bf)
 		case "deploy":
 			spec.Deploy = c.decodeDeploy(vals, bf)
+			if spec.Deploy != nil {
+				c.decodeStrategy(spec.Deploy, blk, ctx, vals, bf, &spec)
+			}
+		case "load_balancer":
+			spec.LoadBalancer = c.decodeLB(b, blk, ctx, vals, bf, &spec)
 		}
 	}
 	return spec
@@ -290,10 +295,17 @@ type nestedVal struct {
 // yet; ok is false on an error. Null attributes are left out, and so are
 // attributes the block does not take (reported by Load).
 func (c *collector) evalNested(blk *hclsyntax.Block, ctx *hcl.EvalContext, field string) (vals map[string]nestedVal, unknown, ok bool) {
+	return c.evalBody(blk.Body, nestedAttrs[blk.Type], ctx, field)
+}
+
+// evalBody evaluates the attributes of body named in allowed, as
+// evalNested. A load_balancer's target is a reference resolved by Load,
+// not a value: it is left out.
+func (c *collector) evalBody(body *hclsyntax.Body, allowed []string, ctx *hcl.EvalContext, field string) (vals map[string]nestedVal, unknown, ok bool) {
 	vals = map[string]nestedVal{}
 	ok = true
-	for _, a := range sortedAttrs(blk.Body) {
-		if !contains(nestedAttrs[blk.Type], a.Name) {
+	for _, a := range sortedAttrs(body) {
+		if !contains(allowed, a.Name) || (a.Name == "target" && strings.HasSuffix(field, ".load_balancer")) {
 			continue
 		}
 		v, good := c.evalAttr(a, ctx, field+"."+a.Name)

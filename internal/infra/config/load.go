@@ -116,6 +116,7 @@ func Load(dir, env string, vars []string) (*Definition, error) {
 	}
 	l.configureProviders()
 	l.checkResources()
+	l.checkLoadBalancers()
 	l.order()
 	l.d.planned = l.d.computePlanWorld()
 	l.staticEval()

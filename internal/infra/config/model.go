@@ -114,6 +114,10 @@ type Block struct {
 	// File is the definition file the block is in (relative to Dir).
 	File string
 
+	// LBTarget is the group a load_balancer block's target names ("" for
+	// none), resolved by Load.
+	LBTarget string
+
 	body       *hclsyntax.Body
 	field      string // `group "web"`, for diagnostics
 	countKnown bool   // false when count could not be evaluated (Load failed)
@@ -153,6 +157,9 @@ type GroupSpec struct {
 	HealthCheck *api.HealthCheck
 	// Deploy is the deploy block, nil for none.
 	Deploy *DeploySpec
+	// LoadBalancer is the load_balancer block: this group's machine is
+	// the load balancer of another group (nil for none).
+	LoadBalancer *LBSpec
 	// Attrs are the provider-specific attributes (provider.Info
 	// MachineAttrs), as strings.
 	Attrs map[string]string
@@ -184,6 +191,37 @@ type DeploySpec struct {
 	Revision string
 	// Config is the deployment configuration (default OneAtATime).
 	Config string
+	// Strategy is api.StrategyInPlace ("" reads as in-place) or
+	// api.StrategyCanary: how the environment deploys a new revision to
+	// the group (the group needs a load balancer for canary).
+	Strategy string
+	// Canary is the canary block (steps and analysis); nil for the
+	// defaults or without canary.
+	Canary *api.CanarySpec
+}
+
+// LBSpec is a group's load_balancer block: the group's machine balances
+// the requests to port Listen over the machines of group Target.
+type LBSpec struct {
+	// Target is the balanced group's name (target = group.web).
+	Target string `json:"target"`
+	// Listen is the port the load balancer listens on (default 80); Port
+	// the target machines' application port.
+	Listen int `json:"listen"`
+	Port   int `json:"port"`
+	// Balance is roundrobin (default), leastconn, first or random.
+	Balance string `json:"balance"`
+	// DrainTimeout caps, in seconds, the wait for a leaving or deployed
+	// machine's sessions to end (default 30, 0 to 3600).
+	DrainTimeout int `json:"drain_timeout"`
+	// Header, if set, is a response header naming the server that
+	// answered (e.g. "X-Backend").
+	Header string `json:"header,omitempty"`
+	// Driver is the kind of load balancer: "haproxy" (the default and the
+	// only one so far).
+	Driver string `json:"driver"`
+	// Check is the load balancer's own health check of the targets.
+	Check api.LBCheck `json:"check"`
 }
 
 // World is what is known of the environment's resources when a block is

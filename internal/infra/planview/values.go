@@ -23,7 +23,9 @@ var numberRE = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
 // stringAttrs are attributes that are strings even when they look like
 // numbers or booleans (a provider id, an image tag, a revision).
 var stringAttrs = map[string]bool{"name": true, "ip": true, "image": true, "provider": true, "provider_id": true,
-	"kind": true, "deploy.app": true, "deploy.revision": true, "deploy.config": true, "deploy.group": true}
+	"kind": true, "deploy.app": true, "deploy.revision": true, "deploy.config": true, "deploy.group": true,
+	"deploy.strategy": true, "load_balancer.balance": true, "load_balancer.driver": true, "load_balancer.header": true,
+	"load_balancer.drain_timeout": true}
 
 // Value renders an attribute's display string as a typed HCL-like value:
 // numbers and booleans unquoted, labels as a map, networks as a list,
@@ -87,6 +89,8 @@ func hclValue(v any) string {
 		return strconv.Quote(x)
 	case json.Number:
 		return x.String()
+	case reference:
+		return string(x)
 	case bool:
 		return strconv.FormatBool(x)
 	case []any:
@@ -139,7 +143,34 @@ func sortedKeys(m map[string]any) []string {
 
 // nestedPrefixes are the dotted attributes shown as one nested block, as
 // the definition writes them (deploy { app = … }).
-var nestedPrefixes = []string{"deploy."}
+var nestedPrefixes = []string{"deploy.", "load_balancer."}
+
+// refAttrs are attributes whose value is a reference, shown unquoted as
+// the definition writes it (target = group.web).
+var refAttrs = map[string]bool{"load_balancer.target": true}
+
+// reference is a value shown as it is (a reference like group.web).
+type reference string
+
+// typed is the value of a nested block's attribute for hclValue: strings
+// of string attributes stay strings; numbers, booleans, JSON and
+// references get their type.
+func typed(name, s string) any {
+	switch {
+	case refAttrs[name]:
+		return reference(s)
+	case s == unknownText || stringAttrs[name]:
+		return s
+	case numberRE.MatchString(s):
+		return json.Number(s)
+	case s == "true" || s == "false":
+		return s == "true"
+	}
+	if v, ok := jsonValue(s); ok {
+		return v
+	}
+	return s
+}
 
 // changeLines renders a change's attributes, the dotted ones of a nested
 // block gathered into that block where the first of them is.
@@ -174,10 +205,10 @@ func changeLines(c api.PlanChange) []string {
 			}
 			key := strings.TrimPrefix(x.Name, prefix)
 			if old != nil && x.Old != "" {
-				old[key] = x.Old
+				old[key] = typed(x.Name, x.Old)
 			}
 			if nw != nil && (x.New != "" || x.Unknown) {
-				nw[key] = x.New
+				nw[key] = typed(x.Name, x.New)
 			}
 		}
 		lines = append(lines, blockLines(strings.TrimSuffix(prefix, "."), old, nw, "")...)
