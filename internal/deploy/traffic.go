@@ -72,7 +72,7 @@ const (
 
 // DrainTimeoutRange is the range of a load balancer's drain timeout
 // (api.LBTarget.DrainTimeoutSeconds).
-var DrainTimeoutRange = validate.Range{Field: "load_balancer.drain_timeout_seconds", Min: 1, Max: 3600, Unit: validate.Seconds, Zero: "the default, 30 (30s)"}
+var DrainTimeoutRange = validate.DrainTimeout
 
 // drainTimeout is the drain cap of a group's load balancer.
 func drainTimeout(t api.LBTarget) time.Duration {

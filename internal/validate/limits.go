@@ -53,6 +53,7 @@ func Limits() []Limit {
 		ranged("HCL group `count`; `gantry scale GROUP=N`", "count", GroupCount),
 		ranged("HCL `setup_timeout`, `configure_timeout`, `shutdown_timeout`", "timeout", LifecycleTimeout),
 		ranged("plan/apply/destroy; `--lock-timeout`", "lock_timeout_seconds", LockTimeout),
+		ranged("groups (`--drain-timeout`), HCL `load_balancer.drain_timeout`", "drain_timeout_seconds", DrainTimeout),
 		{"deployments, revisions", "description", fmt.Sprintf("valid UTF-8, no control characters but tab and newline, at most %d bytes", MaxDescription)},
 		ranged("list routes (`--limit`)", "limit", ListLimit),
 	}

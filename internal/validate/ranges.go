@@ -162,6 +162,9 @@ var (
 	// LifecycleTimeout is an environment group's setup_timeout,
 	// configure_timeout and shutdown_timeout.
 	LifecycleTimeout = Range{Field: "timeout", Min: 1, Max: 86400, Unit: Seconds}
+	// DrainTimeout caps the wait for a drained load balancer server's
+	// sessions to end (BlockTraffic, scale-in).
+	DrainTimeout = Range{Field: "load_balancer.drain_timeout_seconds", Min: 1, Max: 3600, Unit: Seconds, Zero: "the default, 30 (30s)"}
 	// HealthTimeout is how long a health check may take to pass on a host.
 	HealthTimeout = Range{Field: "health_check.timeout_seconds", Min: 1, Max: 3600, Unit: Seconds, Zero: "the default, 60 (1m)"}
 	// HealthInterval is the pause between a health check's attempts.

@@ -34,7 +34,7 @@ var (
 	// LBDrivers are the kinds of load balancer gantry drives.
 	LBDrivers = []string{"haproxy"}
 
-	lbDrainRange    = validate.Range{Field: "drain_timeout", Min: 1, Max: 3600, Unit: validate.Seconds, Zero: "the default, 30s"}
+	lbDrainRange    = withField(validate.DrainTimeout, "drain_timeout", "the default, 30s")
 	lbIntervalRange = validate.Range{Field: "interval", Min: 100, Max: 60000, Unit: validate.Millis}
 	canaryPause     = validate.Range{Field: "pause", Min: 0, Max: 86400000, Unit: validate.Millis}
 	canaryInterval  = validate.Range{Field: "interval", Min: 100, Max: 3600000, Unit: validate.Millis}
@@ -47,6 +47,12 @@ var (
 	// and dashes here).
 	headerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 )
+
+// withField is r as HCL names it.
+func withField(r validate.Range, field, zero string) validate.Range {
+	r.Field, r.Zero = field, zero
+	return r
+}
 
 // checkLBTarget resolves a load_balancer's target: another group.
 func (l *loader) checkLBTarget(b *Block, a *hclsyntax.Attribute, field string) {
