@@ -492,6 +492,10 @@ func (a *applier) applyRecord(ctx context.Context, addr string, spec config.Grou
 		}
 	}
 	return a.commit(ctx, func(st *State) {
+		rec.RevisionSetAt = a.e.now().UTC()
+		if old := st.Resources[addr]; old != nil && old.Spec != nil && old.Spec.Revision == rec.Revision {
+			rec.RevisionSetAt = old.Spec.RevisionSetAt
+		}
 		st.Resources[addr] = &Resource{Address: addr, Kind: KindGroup, Group: spec.Name, Spec: &rec, Attrs: groupAttrs(spec, rec), CreatedAt: a.e.now().UTC()}
 	})
 }

@@ -60,3 +60,45 @@ func TestEnvDeploymentWaitsForPendingMachines(t *testing.T) {
 		t.Fatalf("with nothing left to set up: err %v after %d tries, want the refusal", err, dep.tries)
 	}
 }
+
+// A deployment of another revision made by hand after the apply (a canary,
+// `gantry deploy`) wins: the environment wants the group's current
+// revision and starts nothing over it, until an apply sets a new revision.
+func TestDeploymentByHandWinsUntilTheNextApply(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	dep := &refusingDeployer{}
+	h.e.dep = dep
+	applied := time.Now().UTC().Add(-time.Minute)
+	if err := h.st.CreateApplication(ctx, api.Application{Name: "shop", CreatedAt: applied}); err != nil {
+		t.Fatal(err)
+	}
+	g := api.DeploymentGroup{ID: "g-1", App: "shop", Name: "e-web", Selector: "role=web", Config: "OneAtATime", Revision: "r-2", CreatedAt: applied}
+	if err := h.st.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	rec := &GroupRecord{App: "shop", DeployGroup: "e-web", Revision: "r-1", Config: "OneAtATime", RevisionSetAt: applied}
+	st := &State{Env: "e", Resources: map[string]*Resource{"group.web": {Address: "group.web", Kind: KindGroup, Group: "web", Spec: rec}}}
+	online := machineView{r: &Resource{Address: machineAddress("web", 0, false), Kind: KindMachine, Group: "web"}, phase: api.PhaseOnline,
+		found: true, host: store.HostRecord{Host: api.Host{ID: "h-0", Labels: map[string]string{LabelSetup: "done"}}}}
+	byHand := api.Deployment{ID: "d-hand", App: "shop", Group: "e-web", GroupID: "g-1", Revision: "r-2", Config: "OneAtATime", State: api.DeploySucceeded,
+		Kind: "deploy", CreatedAt: applied.Add(30 * time.Second)}
+	if err := h.st.CreateDeployment(ctx, byHand, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.e.lc.wantedRevision(ctx, g, rec); got != "r-2" {
+		t.Fatalf("after a deployment by hand of r-2: wanted %s, want r-2 (the group's current revision)", got)
+	}
+	if err := h.e.lc.ensureDeployments(ctx, st, []machineView{online}); err != nil || dep.tries != 0 {
+		t.Fatalf("the environment deployed over the deployment by hand: %d tries, %v", dep.tries, err)
+	}
+	// An apply that sets a revision after it: the definition wins again.
+	rec.Revision, rec.RevisionSetAt = "r-3", time.Now().UTC()
+	if got := h.e.lc.wantedRevision(ctx, g, rec); got != "r-3" {
+		t.Fatalf("after a new apply: wanted %s, want r-3", got)
+	}
+	_ = h.e.lc.ensureDeployments(ctx, st, []machineView{online})
+	if dep.tries != 1 {
+		t.Fatalf("a new apply's revision was not deployed: %d tries", dep.tries)
+	}
+}

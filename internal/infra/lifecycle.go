@@ -196,6 +196,7 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 	revs := map[string]map[string]store.HostRevision{}
 	groups := map[string]api.DeploymentGroup{}
 	failedBy := map[string]map[string]*api.EnvFailure{} // group id/revision -> failed hosts
+	wanted := map[string]string{} // app/group -> the revision its machines should run
 	l.mu.Lock()
 	leaving := maps.Clone(l.leaving[st.Env])
 	l.mu.Unlock()
@@ -245,21 +246,26 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 				revs[g.ID] = hr
 			}
 			v.rev = hr[v.host.ID].Revision
-			if v.rev == rec.Revision {
+			want, ok := wanted[key]
+			if !ok {
+				want = l.wantedRevision(ctx, g, rec)
+				wanted[key] = want
+			}
+			if v.rev == want {
 				v.phase = l.onlineOrNot(v.host.ID)
 			} else {
 				v.phase = api.PhaseDeploying
 				if l.e.dep.Active(g.ID) != "" {
 					break
 				}
-				fk := g.ID + "/" + rec.Revision
+				fk := g.ID + "/" + want
 				if _, ok := failedBy[fk]; !ok {
-					failedBy[fk] = l.failedHosts(ctx, g, rec.Revision)
+					failedBy[fk] = l.failedHosts(ctx, g, want)
 				}
 				if f := failedBy[fk][v.host.ID]; f != nil {
 					fail := *f
 					fail.Group, fail.Machine = r.Group, r.Name
-					v.phase, v.err, v.fail = api.PhaseFailed, "deployment of "+rec.Revision+" failed on this machine ("+f.RunID+"): "+f.Error, &fail
+					v.phase, v.err, v.fail = api.PhaseFailed, "deployment of "+want+" failed on this machine ("+f.RunID+"): "+f.Error, &fail
 				}
 			}
 		default:
@@ -414,6 +420,9 @@ func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []ma
 		if dg.Revision == rec.Revision || started || l.e.dep.Active(dg.ID) != "" {
 			continue
 		}
+		if l.wantedRevision(ctx, dg, rec) != rec.Revision {
+			continue // a deployment by hand since the apply wins
+		}
 		if last := l.lastDeployment(ctx, dg); last != nil && last.Revision == rec.Revision {
 			l.mu.Lock()
 			l.deployed[key] = true // tried already (before a restart): no retry loop
@@ -443,6 +452,20 @@ func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []ma
 		l.e.log.Info("environment deployment started", "env", st.Env, "group", g.Group, "deployment", d.ID, "revision", rec.Revision)
 	}
 	return errors.Join(errs...)
+}
+
+// wantedRevision is the revision a group's machines should run: the one
+// the last apply set (rec.Revision), unless a deployment of another
+// revision was made by hand since then (`gantry deploy`, a canary): then the group's current revision, the last one that
+// succeeded. The environment never deploys over such a deployment; the
+// next apply that changes the definition's revision does.
+func (l *lifecycle) wantedRevision(ctx context.Context, g api.DeploymentGroup, rec *GroupRecord) string {
+	last := l.lastDeployment(ctx, g)
+	if last == nil || last.Kind != "deploy" || last.Revision == rec.Revision || !last.CreatedAt.After(rec.RevisionSetAt) ||
+		strings.HasPrefix(last.Description, "environment ") || g.Revision == "" {
+		return rec.Revision
+	}
+	return g.Revision
 }
 
 func (l *lifecycle) lastDeployment(ctx context.Context, g api.DeploymentGroup) *api.Deployment {

@@ -92,6 +92,11 @@ type GroupRecord struct {
 	// environment starts.
 	Strategy string          `json:"strategy,omitempty"`
 	Canary   *api.CanarySpec `json:"canary,omitempty"`
+	// RevisionSetAt is when an apply set Revision (zero in states written
+	// before it was recorded). A deployment of the group made by hand
+	// after it wins until an apply changes Revision again (see
+	// wantedRevision).
+	RevisionSetAt time.Time `json:"revision_set_at,omitzero"`
 	// LoadBalancer makes the group's machine the load balancer of group
 	// LoadBalancer.Target (nil for none).
 	LoadBalancer *config.LBSpec `json:"load_balancer,omitempty"`
