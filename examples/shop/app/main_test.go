@@ -87,3 +87,40 @@ func TestHostName(t *testing.T) {
 		t.Errorf("hostName() = %q, want the kernel's %q", hostName(), h)
 	}
 }
+
+// TestFaultsAndSlow: -error-rate answers exactly that share of GET / with
+// 500, evenly spread (the bad release of the traffic tests), and GET
+// /slow?ms=N answers after N ms.
+func TestFaultsAndSlow(t *testing.T) {
+	dir := t.TempDir()
+	s := &server{version: "v2", dbFile: filepath.Join(dir, "missing"), host: "web-1", client: http.DefaultClient, errorRate: 0.2}
+	h := s.routes()
+	var failed []int
+	for i := 1; i <= 100; i++ {
+		if code, _, _ := get(t, h, "/"); code == 500 {
+			failed = append(failed, i)
+		} else if code != 200 {
+			t.Fatalf("GET / #%d = %d", i, code)
+		}
+	}
+	if len(failed) != 20 || failed[0] != 5 || failed[1] != 10 {
+		t.Errorf("error rate 0.2: requests answered 500 = %v, want every fifth (20 of 100)", failed)
+	}
+	s0 := &server{version: "v1", dbFile: filepath.Join(dir, "missing"), host: "web-1", client: http.DefaultClient}
+	for i := range 50 {
+		if code, _, _ := get(t, s0.routes(), "/"); code != 200 {
+			t.Fatalf("error rate 0: GET / #%d = %d", i, code)
+		}
+	}
+
+	start := time.Now()
+	code, body, _ := get(t, h, "/slow?ms=150")
+	if el := time.Since(start); code != 200 || el < 150*time.Millisecond || !strings.Contains(body, "after 150 ms") {
+		t.Errorf("GET /slow?ms=150 = %d %q after %s", code, body, el)
+	}
+	for _, bad := range []string{"/slow", "/slow?ms=-1", "/slow?ms=x", "/slow?ms=60001"} {
+		if code, _, _ := get(t, h, bad); code != 400 {
+			t.Errorf("GET %s = %d, want 400", bad, code)
+		}
+	}
+}
