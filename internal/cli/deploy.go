@@ -572,12 +572,25 @@ func (a *app) afterStart(ctx context.Context, c *api.Client, dep api.Deployment,
 			_, err := fmt.Fprintln(w, dep.ID)
 			return err
 		})
-		if err == nil && !a.jsonOutput() {
+		switch {
+		case err != nil || a.jsonOutput():
+		case dep.Traffic != nil && dep.Traffic.AbortRequested && dep.Strategy == api.StrategyBlueGreen:
+			// A rollback during a blue/green keep period starts nothing:
+			// the same deployment moves the traffic back.
+			fmt.Fprintf(a.stderr, "Blue/green deployment %s of %s to group %s: the traffic goes back to the original hosts (nothing is redeployed). Follow it with: gantry deployments show %s\n",
+				dep.ID, dep.App, dep.Group, dep.ID)
+		default:
 			fmt.Fprintf(a.stderr, "Deployment %s of %s revision %s to group %s started (%s). Follow it with: gantry deployments show %s\n",
 				dep.ID, dep.App, orDash(dep.Revision), dep.Group, plural(len(dep.Hosts), "host"), dep.ID)
 		}
 		return err
 	}
+	return a.followToEnd(ctx, c, dep)
+}
+
+// followToEnd shows a deployment's live progress until it ends, then its
+// summary; exit 1 unless it succeeded.
+func (a *app) followToEnd(ctx context.Context, c *api.Client, dep api.Deployment) error {
 	var view *deployView
 	if !a.jsonOutput() {
 		view = newDeployView(a.stdout, a.isTerminal(a.stdout))

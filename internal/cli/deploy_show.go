@@ -92,6 +92,7 @@ func (a *app) runDeploymentsList(ctx context.Context, o deploymentsListOptions) 
 type deploymentsShowOptions struct {
 	ID   string
 	Host string // only this host (name or id), with its events
+	Wait bool   // follow it until it ends, as deploy --wait does
 }
 
 func (a *app) newDeploymentsShowCmd() *cobra.Command {
@@ -106,9 +107,14 @@ lifecycle event, duration).
 
 With --host (a host name or id), show that host's lifecycle events instead:
 state, duration and exit code of each, then each event's log tail and
-error.`,
+error.
+
+With --wait, follow a running deployment until it ends, as 'gantry deploy
+--wait' does (an automatic rollback, a canary), and exit 1 unless it
+succeeded.`,
 		Example: `  gantry deployments show DEPLOYMENT_ID
   gantry deployments show DEPLOYMENT_ID --host web1
+  gantry deployments show "$(gantry deployments ls -q | head -n1)" --wait   # the newest, until it ends
   gantry deployments show DEPLOYMENT_ID -o json | jq -r '.hosts[] | select(.state == "failed") | .host_name'`,
 		Args: exactArgs("DEPLOYMENT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -117,6 +123,8 @@ error.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.Host, "host", "", "show this `HOST`'s lifecycle events and logs (name or id)")
+	cmd.Flags().BoolVar(&o.Wait, "wait", false, "follow the deployment until it ends; exit 1 unless it succeeded")
+	cmd.MarkFlagsMutuallyExclusive("host", "wait")
 	return cmd
 }
 
@@ -128,6 +136,9 @@ func (a *app) runDeploymentsShow(ctx context.Context, o deploymentsShowOptions) 
 	d, err := c.GetDeployment(ctx, o.ID)
 	if err != nil {
 		return err
+	}
+	if o.Wait {
+		return a.followToEnd(ctx, c, d)
 	}
 	now := a.now()
 	if o.Host == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,8 +24,9 @@ import (
 // configuration is given) and their AllowTraffic lets them in at weight 0:
 // ready and UP by the load balancer's checks, but taking no traffic.
 // Then the traffic moves (phase shifting): all at once, or StepPercent more
-// every StepIntervalMillis, by weights (traffic.ShareWeights) in one
-// command per step. At 100 % the originals are put in drain (no new
+// every StepIntervalMillis, by weights (traffic.ShareWeights): per step
+// one command raising the replacements', then one lowering the originals'
+// (setFleetWeights). At 100 % the originals are put in drain (no new
 // sessions; health checks go on) with their weight back to 100, and kept
 // (phase kept) for KeepOriginalMillis: `gantry rollback APP GROUP` or
 // `gantry deployments abort ID` then sets the originals ready and the
@@ -204,7 +206,7 @@ func (e *Engine) blueGreenStep(ctx context.Context, r *run, inProgress int, stop
 			return true, e.blueGreenBack(ctx, r, t, stop)
 		}
 		if !r.strat.applied {
-			if err := e.setWeights(ctx, r, traffic.WeightMap(t.Weight, t.Replacement, t.Original), fmt.Sprintf("blue/green: %d%% to the replacement hosts", t.Weight)); err != nil {
+			if err := e.setFleetWeights(ctx, r, t, traffic.WeightMap(t.Weight, t.Replacement, t.Original), fmt.Sprintf("blue/green: %d%% to the replacement hosts", t.Weight)); err != nil {
 				return true, err
 			}
 			r.strat.applied = true
@@ -260,7 +262,7 @@ func (e *Engine) blueGreenShift(ctx context.Context, r *run, t *api.DeployTraffi
 	}
 	if w < 100 {
 		r.strat.applied = false
-		if err := e.setWeights(ctx, r, traffic.WeightMap(w, t.Replacement, t.Original), fmt.Sprintf("blue/green: %d%% to the replacement hosts", w)); err != nil {
+		if err := e.setFleetWeights(ctx, r, t, traffic.WeightMap(w, t.Replacement, t.Original), fmt.Sprintf("blue/green: %d%% to the replacement hosts", w)); err != nil {
 			return err
 		}
 		r.strat.applied = true
@@ -281,13 +283,41 @@ func (e *Engine) blueGreenKeep(ctx context.Context, r *run, t *api.DeployTraffic
 	for _, h := range t.Original {
 		w[h] = 0
 	}
-	if err := e.setWeights(ctx, r, w, "blue/green: all the traffic to the replacement hosts"); err != nil {
+	if err := e.setFleetWeights(ctx, r, t, w, "blue/green: all the traffic to the replacement hosts"); err != nil {
 		return err
 	}
 	if err := e.setStates(ctx, r, t.Original, api.LBDrain, traffic.DefaultWeight, "blue/green: original kept, ready to take the traffic back"); err != nil {
 		return err
 	}
 	r.strat.applied = true
+	return nil
+}
+
+// setFleetWeights sets the weights w of a blue/green deployment's servers
+// in two commands, the replacement hosts' first. As the traffic moves,
+// the replacements' weights only grow and the originals' only shrink, so
+// the backend keeps a server with a weight at every instant. In one
+// command the load balancer applies the weights one server after the
+// other (by name): with the originals first, a move all at once had every
+// server at weight 0 for a few milliseconds, and haproxy answered 503
+// (seen under 8 clients in test/e2e TestTrafficBlueGreen).
+func (e *Engine) setFleetWeights(ctx context.Context, r *run, t *api.DeployTraffic, w map[string]int, detail string) error {
+	first, then := map[string]int{}, map[string]int{}
+	for s, v := range w {
+		if slices.Contains(t.Replacement, s) {
+			first[s] = v
+		} else {
+			then[s] = v
+		}
+	}
+	for _, part := range []map[string]int{first, then} {
+		if len(part) == 0 {
+			continue
+		}
+		if err := e.setWeights(ctx, r, part, detail); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -203,7 +203,9 @@ func Remove(ctx context.Context, b Balancer, backend, server string, timeout tim
 }
 
 // Weights sets the weights of several servers of backend (0 to 256),
-// checking all of them first.
+// checking all of them first. The weights that go up are set before those
+// that go down: moving traffic from some servers to others never leaves
+// the backend, even for a moment, with every weight at 0 (a 503).
 func Weights(ctx context.Context, b Balancer, backend string, weights map[string]int) (Outcome, error) {
 	names := make([]string, 0, len(weights))
 	for n, w := range weights {
@@ -212,9 +214,21 @@ func Weights(ctx context.Context, b Balancer, backend string, weights map[string
 		}
 		names = append(names, n)
 	}
-	sort.Strings(names)
 	unlock := Lock(b)
 	defer unlock()
+	cur := map[string]int{}
+	if st, err := b.Status(ctx, backend); err == nil {
+		for _, s := range st {
+			cur[s.Name] = s.Weight
+		}
+	}
+	rises := func(n string) bool { return weights[n] > cur[n] }
+	sort.Slice(names, func(i, j int) bool {
+		if ri, rj := rises(names[i]), rises(names[j]); ri != rj {
+			return ri
+		}
+		return names[i] < names[j]
+	})
 	parts := make([]string, 0, len(names))
 	for _, n := range names {
 		if err := b.Set(ctx, backend, n, "", weights[n]); err != nil {

@@ -94,3 +94,28 @@ func TestDrainTimeout(t *testing.T) {
 		t.Fatalf("weight 300: %v", err)
 	}
 }
+
+// recording wraps fake and records the weights set, in order.
+type recording struct {
+	*fake
+	sets []string
+}
+
+func (r *recording) Set(ctx context.Context, backend, server, state string, weight int) error {
+	r.sets = append(r.sets, server)
+	return r.fake.Set(ctx, backend, server, state, weight)
+}
+
+// Moving all traffic from a and b to c and d: c and d go up before a and
+// b go down, so the backend never has every weight at 0.
+func TestWeightsRaiseBeforeLowering(t *testing.T) {
+	f := newFake("a", "b", "c", "d")
+	f.servers[2].Weight, f.servers[3].Weight = 0, 0
+	r := &recording{fake: f}
+	if _, err := Weights(context.Background(), r, "web", map[string]int{"a": 0, "b": 0, "c": 100, "d": 100}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.sets, ","); got != "c,d,a,b" {
+		t.Fatalf("weights set in the order %s, want c,d,a,b (those going up first)", got)
+	}
+}

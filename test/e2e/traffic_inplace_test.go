@@ -159,8 +159,10 @@ type haproxyProc struct {
 // server-state-file, one backend "web" whose servers are named after the
 // hosts, checked every 200 ms, rise 2) and runs haproxy in the foreground
 // as a child of the test. retries 0 and no redispatch: a request sent to a
-// server that is not listening fails, so that the test sees it.
-func startHaproxy(t *testing.T, dir string, listen string, servers map[string]int) *haproxyProc {
+// server that is not listening fails, so that the test sees it. The
+// servers named in disabled start in maintenance (`disabled`), as a
+// blue/green replacement fleet waits.
+func startHaproxy(t *testing.T, dir string, listen string, servers map[string]int, disabled ...string) *haproxyProc {
 	t.Helper()
 	h := &haproxyProc{out: &syncBuffer{}, done: make(chan struct{}), cfg: filepath.Join(dir, "haproxy.cfg"),
 		socket: filepath.Join(dir, "admin.sock"), state: filepath.Join(dir, "server-state")}
@@ -187,7 +189,11 @@ backend web
     default-server inter 200ms fall 2 rise 2
 `, h.socket, h.state, listen)
 	for _, name := range sortedKeys(servers) {
-		fmt.Fprintf(&b, "    server %s 127.0.0.1:%d check\n", name, servers[name])
+		opt := ""
+		if slices.Contains(disabled, name) {
+			opt = " disabled"
+		}
+		fmt.Fprintf(&b, "    server %s 127.0.0.1:%d check%s\n", name, servers[name], opt)
 	}
 	if err := os.WriteFile(h.cfg, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

@@ -165,6 +165,21 @@ func TestTrafficShop(t *testing.T) {
 	began := time.Now()
 	c.gantryWithin(wait, "up", dir, "--env", env, "--var", "web_count=2", "--timeout", "3m").ok(t)
 	url := c.envURL(env)
+	// up returns once the web machines are in the load balancer: both are
+	// ready and UP by haproxy's own checks right away (gantry lb show).
+	servers, err := c.lbShow(env, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, s := range servers {
+		if s.State == api.LBReady && s.Health == "UP" {
+			ready++
+		}
+	}
+	if ready != 2 {
+		t.Fatalf("after up: %d web servers ready and UP in the load balancer, want 2: %+v", ready, servers)
+	}
 	webIPs := func() []string { return machineIPs(machines(c.env(env), "web")) }
 	waitBackends(t, 60*time.Second, url, "the url serves the 2 web machines", webIPs)
 	t.Logf("up: 2 web machines serving in %.1f s", time.Since(began).Seconds())
