@@ -9,7 +9,9 @@
 //	        [-timeline] [-new-conn] [-backend-header X-Backend] [-stop FILE] [-timeout 10s]
 //
 // It runs until SIGTERM or SIGINT, until -duration has passed (0: no
-// limit) or until the file named by -stop exists (checked every 20 ms). On
+// limit) or until the file named by -stop exists (checked every 20 ms; one
+// that exists already at start is refused, exit 2: an earlier run's would
+// end this one at once). On
 // stop, no client starts a new request; the requests in flight finish (each
 // bounded by -timeout) and are counted. The JSON summary is written to -out
 // (atomically: a temporary file renamed over it) once a second while it runs
@@ -302,6 +304,13 @@ func (c config) check() error {
 		return fmt.Errorf("-rate %g: want 0 (no limit) or more", c.rate)
 	case c.timeout <= 0:
 		return fmt.Errorf("-timeout %s: want more than 0", c.timeout)
+	}
+	if c.stopFile != "" {
+		if _, err := os.Stat(c.stopFile); err == nil {
+			// A stop file left by an earlier run would end this one at
+			// once, with a summary of nothing that looks like success.
+			return fmt.Errorf("-stop %s exists already (an earlier run's?): remove it first, then start the load", c.stopFile)
+		}
 	}
 	return nil
 }

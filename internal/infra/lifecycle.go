@@ -196,7 +196,7 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 	revs := map[string]map[string]store.HostRevision{}
 	groups := map[string]api.DeploymentGroup{}
 	failedBy := map[string]map[string]*api.EnvFailure{} // group id/revision -> failed hosts
-	wanted := map[string]string{} // app/group -> the revision its machines should run
+	wanted := map[string]string{}                       // app/group -> the revision its machines should run
 	l.mu.Lock()
 	leaving := maps.Clone(l.leaving[st.Env])
 	l.mu.Unlock()
