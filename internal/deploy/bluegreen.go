@@ -56,7 +56,7 @@ type groupUpdater interface {
 // returns them with the defaults.
 func blueGreenSpecFor(g api.DeploymentGroup, spec *api.BlueGreenSpec) (api.BlueGreenSpec, error) {
 	if g.LoadBalancer == nil {
-		return api.BlueGreenSpec{}, fmt.Errorf("%w: strategy blue-green needs a deployment group with a load balancer; group %q has none (give it one, or deploy with --strategy in-place)", ErrInvalid, g.Name)
+		return api.BlueGreenSpec{}, needsLB(api.StrategyBlueGreen, g)
 	}
 	var s api.BlueGreenSpec
 	if spec != nil {
@@ -122,7 +122,7 @@ func (e *Engine) blueGreenPrepare(ctx context.Context, g api.DeploymentGroup, n 
 	}
 	switch {
 	case len(overlap) > 0:
-		return fmt.Errorf("%w: the replacement selector %q also matches host(s) of group %q (%s): the replacement hosts must be other hosts", ErrInvalid, spec.ReplacementSelector, g.Name, strings.Join(overlap, ", "))
+		return fmt.Errorf("%w: the replacement selector %q also matches host(s) of group %q (%s): the replacement hosts must be other hosts", ErrUnfit, spec.ReplacementSelector, g.Name, strings.Join(overlap, ", "))
 	case len(offline) > 0:
 		return fmt.Errorf("%w: replacement host(s) %s are offline: every replacement host must be online (see gantry hosts ls)", ErrNothingToDeploy, strings.Join(offline, ", "))
 	case len(repl) == 0:

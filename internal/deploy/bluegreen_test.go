@@ -119,7 +119,7 @@ func TestBlueGreenRefused(t *testing.T) {
 	}{
 		{api.BlueGreenSpec{}, ErrInvalid, "replacement_selector is required"},
 		{api.BlueGreenSpec{ReplacementSelector: "role=blue"}, ErrNothingToDeploy, "no host matches"},
-		{api.BlueGreenSpec{ReplacementSelector: "role in (web,green)"}, ErrInvalid, "also matches"},
+		{api.BlueGreenSpec{ReplacementSelector: "role in (web,green)"}, ErrUnfit, "also matches"},
 		{api.BlueGreenSpec{ReplacementSelector: "role=green", StepPercent: 101}, ErrInvalid, "step_percent"},
 	}
 	for _, c := range cases {

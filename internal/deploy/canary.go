@@ -209,6 +209,12 @@ func (e *Engine) finalTraffic(r *run, state string) *api.DeployTraffic {
 	return t
 }
 
+// needsLB is the refusal of a strategy on a group without a load balancer.
+func needsLB(strategy string, g api.DeploymentGroup) error {
+	return fmt.Errorf("%w: strategy %s needs a deployment group with a load balancer; group %q has none: give it one with: gantry group update %s %s --lb HOST/BACKEND (an environment's group: a load_balancer block targeting it), or deploy with --strategy in-place",
+		ErrUnfit, strategy, g.Name, g.App, g.Name)
+}
+
 // lbCommand is the command of op for the run's group's load balancer.
 func lbCommand(r *run, op string) protocol.LBCommand {
 	return traffic.Command(*r.group.LoadBalancer, op)
@@ -285,7 +291,7 @@ func (e *Engine) lbStatus(ctx context.Context, r *run) ([]api.LBServerStatus, er
 // of n hosts (n < 0: not known yet) and returns them with the defaults.
 func canarySpecFor(g api.DeploymentGroup, spec *api.CanarySpec, n int) (api.CanarySpec, error) {
 	if g.LoadBalancer == nil {
-		return api.CanarySpec{}, fmt.Errorf("%w: strategy canary needs a deployment group with a load balancer; group %q has none (give it one: load_balancer in the group, or deploy with --strategy in-place)", ErrInvalid, g.Name)
+		return api.CanarySpec{}, needsLB(api.StrategyCanary, g)
 	}
 	var s api.CanarySpec
 	if spec != nil {
@@ -302,7 +308,7 @@ func canarySpecFor(g api.DeploymentGroup, spec *api.CanarySpec, n int) (api.Cana
 	}
 	if n >= 0 && n < s.Hosts+1 {
 		return api.CanarySpec{}, fmt.Errorf("%w: a canary of %d host(s) needs at least %d hosts in group %q (it has %d): the stable hosts are what the canary is compared with; lower canary.hosts (--canary-hosts) or deploy with --strategy in-place",
-			ErrNothingToDeploy, s.Hosts, s.Hosts+1, g.Name, n)
+			ErrUnfit, s.Hosts, s.Hosts+1, g.Name, n)
 	}
 	return s, nil
 }

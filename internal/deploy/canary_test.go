@@ -302,13 +302,13 @@ func TestCanaryRefused(t *testing.T) {
 	two := canaryReq("r-good2", api.CanaryStep{Weight: 10, PauseMillis: 1000})
 	two.Canary.Hosts = 2
 	_, err := s.eng.Deploy(s.ctx, "shop", "web", two)
-	if !errors.Is(err, ErrNothingToDeploy) || !strings.Contains(err.Error(), "at least 3 hosts") {
+	if !errors.Is(err, ErrUnfit) || !strings.Contains(err.Error(), "at least 3 hosts") {
 		t.Errorf("canary of 2 on 2 hosts: %v", err)
 	}
 	_, err = s.eng.CreateGroup(s.ctx, "shop", api.CreateGroupRequest{Name: "nolb", Selector: "role=web"})
 	must(t, err)
 	_, err = s.eng.Deploy(s.ctx, "shop", "nolb", canaryReq("r-good2", api.CanaryStep{Weight: 10, PauseMillis: 1000}))
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "load balancer") {
+	if !errors.Is(err, ErrUnfit) || !strings.Contains(err.Error(), "load balancer") {
 		t.Errorf("canary without a load balancer: %v", err)
 	}
 	bad := canaryReq("r-good2", api.CanaryStep{Weight: 150})

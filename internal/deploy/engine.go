@@ -138,6 +138,11 @@ var (
 	// no revision. Not a usage error: the API answers 422 (CLI exit 1),
 	// as it does for a job whose selector matches no host.
 	ErrNothingToDeploy = errors.New("nothing to deploy")
+	// ErrUnfit means a well-formed request that the group, as it is now,
+	// cannot take: a configuration that keeps all of its hosts, a canary
+	// or blue/green without a load balancer or with too few hosts. Like
+	// ErrNothingToDeploy, not a usage error: 422 (CLI exit 1).
+	ErrUnfit = errors.New("the group cannot take this deployment")
 )
 
 // Start loads active deployments and runs the engine until ctx ends.

@@ -72,11 +72,11 @@ func (c Config) MinHealthy(n int) int {
 // one host).
 func (c Config) Check(n int) error {
 	if n == 0 {
-		return fmt.Errorf("%w: the group has no hosts", ErrInvalid)
+		return fmt.Errorf("%w: the group has no hosts", ErrUnfit)
 	}
 	// CodeDeploy refuses these at creation too (HEALTH_CONSTRAINTS_INVALID).
 	if m := c.MinHealthy(n); m >= n {
-		return fmt.Errorf("%w: %s keeps %d of the group's %d hosts healthy: no host could ever be deployed to (use OneAtATime or AllAtOnce, or a lower minimum)", ErrInvalid, c, m, n)
+		return fmt.Errorf("%w: %s keeps %d of the group's %d hosts healthy: no host could ever be deployed to (use OneAtATime or AllAtOnce, or a lower minimum)", ErrUnfit, c, m, n)
 	}
 	return nil
 }

@@ -60,6 +60,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 		status, code = http.StatusUnprocessableEntity, "no_hosts"
 	case errors.Is(err, deploy.ErrNothingToDeploy):
 		status, code = http.StatusUnprocessableEntity, "nothing_to_deploy"
+	case errors.Is(err, deploy.ErrUnfit):
+		status, code = http.StatusUnprocessableEntity, "unfit_group"
 	case errors.Is(err, store.ErrNotFound):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrNothingToRollBack):
@@ -70,7 +72,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 		status, code = http.StatusForbidden, "forbidden"
 	}
 	msg := err.Error()
-	if status == http.StatusBadRequest && !errors.As(err, &ae) {
+	if (status == http.StatusBadRequest || code == "unfit_group") && !errors.As(err, &ae) {
 		msg = trimCategory(msg)
 	}
 	info, _ := r.Context().Value(requestKey{}).(*requestInfo)
@@ -99,7 +101,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 // selector is `invalid selector "…": at column …` for hosts ls, run and
 // group create alike).
 func trimCategory(msg string) string {
-	for _, p := range []string{fleet.ErrInvalid.Error() + ": ", deploy.ErrInvalid.Error() + ": ", validate.ErrInvalid.Error() + ": "} {
+	for _, p := range []string{fleet.ErrInvalid.Error() + ": ", deploy.ErrInvalid.Error() + ": ", validate.ErrInvalid.Error() + ": ", deploy.ErrUnfit.Error() + ": "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	for _, p := range []string{"selector: invalid selector ", "group selector: invalid selector "} {
