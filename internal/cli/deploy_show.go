@@ -13,7 +13,7 @@ import (
 )
 
 func (a *app) newDeploymentsCmd() *cobra.Command {
-	return newGroupCmd("deployments", "List deployments, show one host by host, stop one",
+	return newGroupCmd("deployments", "List deployments, show one host by host, stop one, promote or abort a canary",
 		`  gantry deployments ls shop
   gantry deployments show DEPLOYMENT_ID --host web1
   gantry deployments stop DEPLOYMENT_ID

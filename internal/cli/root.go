@@ -129,9 +129,11 @@ func (a *app) newRootCmd() *cobra.Command {
 		Short: "Self-hosted DevOps platform: fleet, jobs, deployments, environments as code",
 		Long: `gantry keeps an inventory of your hosts and runs scripts on them, now or on a
 schedule; deploys application revisions (CodeDeploy appspec.yml) to
-deployment groups, rolling or blue/green, with health gates and rollback; and
-creates environments from HCL definitions (plan, apply, up, scale, destroy),
-setting up and configuring their machines as they come and go.
+deployment groups, rolling, as a canary or blue/green, with health gates and
+rollback, draining each host in the load balancer it drives (haproxy) so that
+no request fails; and creates environments from HCL definitions (plan, apply,
+up, scale, destroy), setting up and configuring their machines, and their
+load balancers, as they come and go.
 
 One binary is the control-plane server, the host agent and this client.
 Client commands need the server's URL and an API token, taken in this order
