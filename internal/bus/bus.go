@@ -99,6 +99,12 @@ func Start(o Options) (*Bus, error) {
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("--nats-listen %q: port must be a number from 0 to 65535", o.Listen)
 	}
+	if port == 0 {
+		// ":0" is any free port, as for net.Listen; NATS reads 0 as its
+		// default port 4222, so two buses (two test packages at once)
+		// would fight over it.
+		port = server.RANDOM_PORT
+	}
 	secret := randomHex(32)
 	auth := &Authenticator{serverUser: "gantry-server", serverSecret: secret, lookup: o.Lookup, log: o.Log}
 	srv, err := server.NewServer(&server.Options{

@@ -71,3 +71,20 @@ func TestAgentRepliesOnlyToRequests(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Listen ":0" is any free port, never NATS's default 4222: two buses
+// started with it both run.
+func TestListenAnyPort(t *testing.T) {
+	var urls []string
+	for range 2 {
+		b, err := Start(Options{Listen: "127.0.0.1:0", Lookup: func(string) (string, bool) { return "", false }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		urls = append(urls, b.AgentURLs()[0])
+	}
+	if urls[0] == urls[1] || strings.HasSuffix(urls[0], ":4222") {
+		t.Fatalf("two buses on 127.0.0.1:0 got %v: want two free ports", urls)
+	}
+}
