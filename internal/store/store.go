@@ -335,6 +335,14 @@ type Store interface {
 	// transaction. ErrConflict if the id exists or if the group has a
 	// deployment that is not final (one at a time per group).
 	CreateDeployment(ctx context.Context, d api.Deployment, hosts []api.DeploymentHost) error
+	// AddDeploymentHosts adds hosts to deployment id and sets its
+	// MinHealthy to minHealthy, in one transaction (for a deployment
+	// created before its hosts existed, such as a blue/green deployment
+	// whose replacement hosts come online later). An empty host State
+	// becomes api.HostDeployPending. ErrNotFound if the deployment does
+	// not exist; ErrConflict, changing nothing, if one of the hosts is in
+	// it already or if the deployment is not running (stopping or final).
+	AddDeploymentHosts(ctx context.Context, id string, minHealthy int, hosts []api.DeploymentHost) error
 	// GetDeployment returns a deployment with Counts and its hosts (ordered
 	// by name) with their events.
 	GetDeployment(ctx context.Context, id string) (api.Deployment, error)

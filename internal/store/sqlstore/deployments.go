@@ -292,33 +292,73 @@ func (s *Store) CreateDeployment(ctx context.Context, d api.Deployment, hosts []
 				}
 			}
 		}
-		if len(hosts) == 0 {
-			return nil
-		}
-		st, err := tx.PrepareContext(ctx, s.q("INSERT INTO deployment_hosts ("+deploymentHostCols+
-			") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, h := range hosts {
-			if h.State == "" {
-				h.State = api.HostDeployPending
-			}
-			evs, err := encodeEvents(h.Events)
-			if err != nil {
-				return fmt.Errorf("host %s: %w", h.HostID, err)
-			}
-			_, err = st.ExecContext(ctx, d.ID, h.HostID, h.HostName, h.Batch, h.State, h.PreviousRevision, h.Event,
-				cleanText(h.Error), nsp(h.StartedAt), nsp(h.FinishedAt), evs)
-			if err != nil {
-				return fmt.Errorf("host %s: %w", h.HostID, s.conflict(err))
-			}
-		}
-		return nil
+		return s.insertDeploymentHosts(ctx, tx, d.ID, hosts)
 	})
 	if err != nil {
 		return fmt.Errorf("create deployment %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// insertDeploymentHosts inserts hosts of deployment id in tx; an empty
+// State becomes api.HostDeployPending. A host already in the deployment
+// is ErrConflict.
+func (s *Store) insertDeploymentHosts(ctx context.Context, tx *sql.Tx, id string, hosts []api.DeploymentHost) error {
+	if len(hosts) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, s.q("INSERT INTO deployment_hosts ("+deploymentHostCols+
+		") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, h := range hosts {
+		if h.State == "" {
+			h.State = api.HostDeployPending
+		}
+		evs, err := encodeEvents(h.Events)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.HostID, err)
+		}
+		_, err = st.ExecContext(ctx, id, h.HostID, h.HostName, h.Batch, h.State, h.PreviousRevision, h.Event,
+			cleanText(h.Error), nsp(h.StartedAt), nsp(h.FinishedAt), evs)
+		if err != nil {
+			if s.d.IsUniqueViolation(err) {
+				return fmt.Errorf("host %s is in the deployment already: %w", h.HostID, &conflictError{cause: err})
+			}
+			return fmt.Errorf("host %s: %w", h.HostID, err)
+		}
+	}
+	return nil
+}
+
+// AddDeploymentHosts adds hosts to a running deployment and sets its
+// min_healthy in one transaction. The UPDATE that sets min_healthy only
+// matches a running deployment and locks its row (PostgreSQL; SQLite has
+// a single writer), so a concurrent state change is ordered before or
+// after the whole addition. ErrNotFound if the deployment does not
+// exist; ErrConflict if it is not running or a host is in it already.
+func (s *Store) AddDeploymentHosts(ctx context.Context, id string, minHealthy int, hosts []api.DeploymentHost) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE deployments SET min_healthy = ? WHERE id = ? AND state = ?"),
+			minHealthy, id, api.DeployRunning)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var state string
+			if err := tx.QueryRowContext(ctx, s.q("SELECT state FROM deployments WHERE id = ?"), id).Scan(&state); err != nil {
+				return notFound(err)
+			}
+			return fmt.Errorf("deployment is %s, not %s: %w", state, api.DeployRunning, store.ErrConflict)
+		}
+		return s.insertDeploymentHosts(ctx, tx, id, hosts)
+	})
+	if err != nil {
+		return fmt.Errorf("add %d hosts to deployment %s: %w", len(hosts), id, err)
 	}
 	return nil
 }

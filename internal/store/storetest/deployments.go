@@ -16,6 +16,7 @@ var deploymentTests = []test{
 	{"Deployments/CreateGet", testDeploymentsCreateGet},
 	{"Deployments/NotFound", testDeploymentsNotFound},
 	{"Deployments/CreateConflict", testDeploymentsCreateConflict},
+	{"Deployments/AddHosts", testDeploymentsAddHosts},
 	{"Deployments/OneActivePerGroup", testDeploymentsOneActive},
 	{"Deployments/OneActiveConcurrent", testDeploymentsOneActiveConcurrent},
 	{"Deployments/Update", testDeploymentsUpdate},
@@ -319,6 +320,49 @@ func testDeploymentsCreateConflict(t *testing.T, s store.Store) {
 	createDeployment(t, s, deployment("d3", 2*time.Second), "a")
 	if d := getDeployment(t, s, "d1"); !d.CreatedAt.Equal(at(0)) || d.State != api.DeployFailed || len(d.Hosts) != 2 {
 		t.Fatalf("existing deployment changed by a conflicting creation: %+v", d)
+	}
+}
+
+func testDeploymentsAddHosts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	setupGroups(t, s)
+	d := deployment("d1", 0)
+	d.MinHealthy = 0
+	createDeployment(t, s, d)
+
+	noState := dhost("zulu")
+	noState.State = ""
+	ok(t, s.AddDeploymentHosts(ctx, "d1", 1, []api.DeploymentHost{noState, dhost("alpha")}), "AddDeploymentHosts")
+	got := getDeployment(t, s, "d1")
+	want := utcDeployment(d)
+	want.MinHealthy = 1
+	want.Counts = map[string]int{api.HostDeployPending: 2}
+	noState.State = api.HostDeployPending
+	want.Hosts = []api.DeploymentHost{dhost("alpha"), noState}
+	same(t, got, want, "GetDeployment after AddDeploymentHosts")
+
+	// A host already in the deployment rolls the whole addition back,
+	// min_healthy included.
+	isErr(t, s.AddDeploymentHosts(ctx, "d1", 3, []api.DeploymentHost{dhost("bravo"), dhost("alpha")}),
+		store.ErrConflict, "AddDeploymentHosts of a host in the deployment")
+	same(t, getDeployment(t, s, "d1"), want, "deployment after a conflicting AddDeploymentHosts")
+
+	isErr(t, s.AddDeploymentHosts(ctx, "nope", 1, []api.DeploymentHost{dhost("bravo")}),
+		store.ErrNotFound, "AddDeploymentHosts to an unknown deployment")
+
+	// Only a running deployment takes hosts.
+	for i, st := range []string{api.DeployStopping, api.DeploySucceeded, api.DeployFailed, api.DeployStopped} {
+		id := "d-" + st
+		createDeployment(t, s, inGroup2(deployment(id, time.Duration(i+1)*time.Second)), "a")
+		ok(t, s.UpdateDeployment(ctx, store.DeploymentUpdate{ID: id, State: ptr(st)}), "%s", st)
+		before := getDeployment(t, s, id)
+		isErr(t, s.AddDeploymentHosts(ctx, id, 1, []api.DeploymentHost{dhost("bravo")}),
+			store.ErrConflict, "AddDeploymentHosts to a %s deployment", st)
+		same(t, getDeployment(t, s, id), before, "%s deployment after AddDeploymentHosts", st)
+		if st == api.DeployStopping {
+			// Free group g2 for the next deployment.
+			ok(t, s.UpdateDeployment(ctx, store.DeploymentUpdate{ID: id, State: ptr(api.DeployStopped)}), "stop %s", id)
+		}
 	}
 }
 
