@@ -32,9 +32,10 @@ var (
 		"load_balancer.health_check": {"path", "interval", "rise", "fall"},
 		"deploy.canary": {"hosts", "steps", "interval", "max_error_rate", "max_latency_ratio", "failure_limit",
 			"min_requests", "on_no_data"},
+		"deploy.blue_green": {"shift_step", "shift_interval", "keep_original"},
 	}
 	// nestedBlocks are the blocks a nested block takes.
-	nestedBlocks   = map[string][]string{"load_balancer": {"health_check"}, "deploy": {"canary"}}
+	nestedBlocks   = map[string][]string{"load_balancer": {"health_check"}, "deploy": {"canary", "blue_green"}}
 	nestedRequired = map[string][]string{"deploy": {"app"}, "load_balancer": {"target", "port"}}
 	groupBlocks    = []string{"size", "health_check", "deploy", "load_balancer"}
 	hostBlocks     = []string{"health_check", "deploy"}

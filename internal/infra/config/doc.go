@@ -37,7 +37,7 @@
 //	                                                   # 1s to 24h)
 //	  health_check { http = "http://127.0.0.1:8080/healthz" }  # or tcp, or command = [...];
 //	                                                   # expect_status, timeout, interval
-//	  deploy { app = "shop"  config = "HalfAtATime" }  # revision optional; strategy, canary {…}: below
+//	  deploy { app = "shop"  config = "HalfAtATime" }  # revision optional; strategy, canary {…}, blue_green {…}: below
 //	  depends_on = [group.db]
 //	  zone = "a"                                       # provider-specific: provider.Info.MachineAttrs
 //	}
@@ -100,9 +100,12 @@
 // machines: "in-place" (the default: batches of the deployment
 // configuration, each machine drained and let in again when the group
 // has a load balancer) or "canary" (some machines first, at growing
-// weights, analysed from the load balancer's counters, then the rest;
-// the group needs a load balancer, checked at plan time). "blue_green" is
-// refused for environment groups for now. A canary block tunes it
+// weights, analysed from the load balancer's counters, then the rest)
+// or "blue_green" (also written "blue-green": a replacement fleet of the
+// group's size gets the revision, the traffic moves to it, the original
+// machines stay ready to take it back for keep_original, then go).
+// Canary and blue_green need a load balancer in front of the group,
+// checked at plan time. A canary block tunes a canary
 // (api.CanarySpec; every attribute optional):
 //
 //	deploy {
@@ -122,8 +125,27 @@
 //	  }
 //	}
 //
-// They are passed as api.DeployRequest.Strategy and Canary when the
-// environment starts the group's deployment.
+// A blue_green block tunes a blue/green deployment (api.BlueGreenSpec;
+// every attribute optional; a blue_green block with another strategy is
+// an error):
+//
+//	deploy {
+//	  app      = "shop"
+//	  strategy = "blue_green"
+//	  blue_green {
+//	    shift_step     = 50     # percent of the traffic moved per step, 1-100
+//	                            # (absent: all at once)
+//	    shift_interval = "10s"  # wait between steps, 1s-1h (default 30s);
+//	                            # only with shift_step
+//	    keep_original  = "5m"   # how long the original machines stay ready to
+//	                            # take the traffic back, 0s-48h (default 5m;
+//	                            # "0s" removes them at once)
+//	  }
+//	}
+//
+// They are passed as api.DeployRequest.Strategy, Canary and BlueGreen
+// when the environment starts the group's deployment (in place for the
+// group's first revision).
 //
 // # Expressions
 //

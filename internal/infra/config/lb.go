@@ -15,7 +15,7 @@ import (
 )
 
 // Load balancers (load_balancer blocks) and deployment strategies (the
-// deploy block's strategy and canary).
+// deploy block's strategy, canary and blue_green).
 
 // Defaults and ranges of a load_balancer block.
 const (
@@ -38,6 +38,10 @@ var (
 	lbIntervalRange = validate.Range{Field: "interval", Min: 100, Max: 60000, Unit: validate.Millis}
 	canaryPause     = validate.Range{Field: "pause", Min: 0, Max: 86400000, Unit: validate.Millis}
 	canaryInterval  = validate.Range{Field: "interval", Min: 100, Max: 3600000, Unit: validate.Millis}
+	// A blue_green block's shift_interval (1s to 1h) and keep_original
+	// (0s, let the originals go at once, to 48h).
+	blueGreenInterval = validate.Range{Field: "shift_interval", Min: 1000, Max: 3600000, Unit: validate.Millis}
+	blueGreenKeep     = validate.Range{Field: "keep_original", Min: 0, Max: 48 * 3600000, Unit: validate.Millis}
 
 	// lbPathRE is what a health check path may hold: it is written into
 	// the load balancer's configuration, so nothing that could end a
@@ -68,7 +72,7 @@ func (l *loader) checkLBTarget(b *Block, a *hclsyntax.Attribute, field string) {
 }
 
 // checkInnerBlocks checks the blocks inside a nested block (a
-// load_balancer's health_check, a deploy's canary).
+// load_balancer's health_check, a deploy's canary or blue_green).
 func (l *loader) checkInnerBlocks(blk *hclsyntax.Block, bf string, deps map[string]bool) {
 	seen := map[string]*hclsyntax.Block{}
 	for _, in := range blk.Body.Blocks {
@@ -212,23 +216,82 @@ func (c *collector) decodeLB(b *Block, blk *hclsyntax.Block, ctx *hcl.EvalContex
 	return lb
 }
 
-// decodeStrategy decodes a deploy block's strategy and canary block into
-// ds; problems are reported to c.
+// strategyBlueGreen is how a deploy block spells api.StrategyBlueGreen
+// (which it takes too).
+const strategyBlueGreen = "blue_green"
+
+// decodeStrategy decodes a deploy block's strategy and its canary and
+// blue_green blocks into ds; problems are reported to c.
 func (c *collector) decodeStrategy(ds *DeploySpec, blk *hclsyntax.Block, ctx *hcl.EvalContext, vals map[string]nestedVal, bf string, spec *GroupSpec) {
-	strategies := []string{api.StrategyInPlace, api.StrategyCanary}
+	strategies := []string{api.StrategyInPlace, api.StrategyCanary, strategyBlueGreen}
 	if nv, ok := vals["strategy"]; ok {
 		s, ok := c.decodeString(nv.rng, bf+".strategy", nv.v)
 		switch {
 		case !ok:
-		case s == "blue_green" || s == api.StrategyBlueGreen:
-			c.at(nv.rng, bf+".strategy", "blue-green deployments of environment groups are not supported yet: use %s "+
-				"(or `gantry deploy --strategy blue-green` on a hand-onboarded group)", orList(strategies))
+		case s == strategyBlueGreen || s == api.StrategyBlueGreen:
+			ds.Strategy = api.StrategyBlueGreen
 		case !contains(strategies, s):
 			c.at(nv.rng, bf+".strategy", "must be one of %s, got %q%s", orList(strategies), s, diag.DidYouMean(s, strategies))
 		default:
 			ds.Strategy = s
 		}
 	}
+	c.decodeCanary(ds, blk, ctx, bf, spec)
+	c.decodeBlueGreen(ds, blk, ctx, bf, spec)
+}
+
+// decodeBlueGreen decodes a deploy block's blue_green block into
+// ds.BlueGreen; problems are reported to c.
+func (c *collector) decodeBlueGreen(ds *DeploySpec, blk *hclsyntax.Block, ctx *hcl.EvalContext, bf string, spec *GroupSpec) {
+	in := innerBlock(blk, "blue_green")
+	if in == nil {
+		return
+	}
+	gf := bf + ".blue_green"
+	if ds.Strategy != api.StrategyBlueGreen {
+		c.at(in.TypeRange, gf, "a blue_green block applies to strategy = %q only", strategyBlueGreen)
+		return
+	}
+	bv, unknown, ok := c.evalBody(in.Body, nestedAttrs["deploy.blue_green"], ctx, gf)
+	if unknown {
+		spec.Unknown = setTrue(spec.Unknown, "deploy")
+		return
+	}
+	if !ok {
+		return
+	}
+	bg := &api.BlueGreenSpec{}
+	good := true
+	if nv, ok := bv["shift_step"]; ok {
+		n, ok := c.decodeWhole(nv.rng, gf+".shift_step", nv.v, 1, 100)
+		good = good && ok
+		bg.StepPercent = int(n)
+	}
+	if nv, ok := bv["shift_interval"]; ok {
+		if _, step := bv["shift_step"]; !step {
+			c.at(nv.rng, gf+".shift_interval", "applies only with shift_step (without it the traffic moves all at once): "+
+				"add shift_step = 50 (percent per step), or remove shift_interval")
+			good = false
+		} else {
+			n, ok := c.decodeMillis(nv.rng, gf+".shift_interval", nv.v, blueGreenInterval)
+			good = good && ok
+			bg.StepIntervalMillis = int64(n)
+		}
+	}
+	if nv, ok := bv["keep_original"]; ok {
+		n, ok := c.decodeMillis(nv.rng, gf+".keep_original", nv.v, blueGreenKeep)
+		good = good && ok
+		bg.KeepOriginalMillis = int64(n)
+		bg.NoKeep = ok && n == 0
+	}
+	if good {
+		ds.BlueGreen = bg
+	}
+}
+
+// decodeCanary decodes a deploy block's canary block into ds.Canary;
+// problems are reported to c.
+func (c *collector) decodeCanary(ds *DeploySpec, blk *hclsyntax.Block, ctx *hcl.EvalContext, bf string, spec *GroupSpec) {
 	in := innerBlock(blk, "canary")
 	if in == nil {
 		return

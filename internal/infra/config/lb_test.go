@@ -53,3 +53,31 @@ func TestLoadBalancerAndCanary(t *testing.T) {
 		t.Errorf("web.Deploy = %+v (canary %+v), want %+v", web.Deploy, web.Deploy.Canary, wantDeploy)
 	}
 }
+
+// TestBlueGreenBlock: strategy "blue_green" (or "blue-green") and its
+// blue_green block decode to api.StrategyBlueGreen and the values as
+// written; keep_original = "0s" is NoKeep; no block is no spec (the
+// deployment's defaults).
+func TestBlueGreenBlock(t *testing.T) {
+	d := mustLoad(t, "testdata/good/lb", "dev")
+	for _, tc := range []struct {
+		group string
+		want  *DeploySpec
+	}{
+		{"blue", &DeploySpec{App: "shop", Strategy: api.StrategyBlueGreen,
+			BlueGreen: &api.BlueGreenSpec{StepPercent: 25, StepIntervalMillis: 10000, KeepOriginalMillis: 90 * 60000}}},
+		{"blue0", &DeploySpec{App: "shop", Strategy: api.StrategyBlueGreen, BlueGreen: &api.BlueGreenSpec{NoKeep: true}}},
+		{"blue1", &DeploySpec{App: "shop", Strategy: api.StrategyBlueGreen}},
+	} {
+		g, err := d.EvalGroup(tc.group, World{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(g.Deploy, tc.want) {
+			t.Errorf("%s.Deploy = %+v (blue_green %+v), want %+v (blue_green %+v)", tc.group, g.Deploy, g.Deploy.BlueGreen, tc.want, tc.want.BlueGreen)
+		}
+	}
+	if got := d.LoadBalancerOf("blue"); got != "bluefront" {
+		t.Errorf("LoadBalancerOf(blue) = %q, want bluefront", got)
+	}
+}

@@ -191,13 +191,19 @@ type DeploySpec struct {
 	Revision string
 	// Config is the deployment configuration (default OneAtATime).
 	Config string
-	// Strategy is api.StrategyInPlace ("" reads as in-place) or
-	// api.StrategyCanary: how the environment deploys a new revision to
-	// the group (the group needs a load balancer for canary).
+	// Strategy is api.StrategyInPlace ("" reads as in-place),
+	// api.StrategyCanary or api.StrategyBlueGreen (written "blue_green" or
+	// "blue-green"): how the environment deploys a new revision to the
+	// group (the group needs a load balancer for canary and blue-green).
 	Strategy string
 	// Canary is the canary block (steps and analysis); nil for the
 	// defaults or without canary.
 	Canary *api.CanarySpec
+	// BlueGreen is the blue_green block (traffic shift and how long the
+	// original machines are kept), as written: the deployment applies the
+	// defaults (all at once, 30s between steps, keep 5m). nil for the
+	// defaults or without blue_green. keep_original = "0s" sets NoKeep.
+	BlueGreen *api.BlueGreenSpec
 }
 
 // LBSpec is a group's load_balancer block: the group's machine balances

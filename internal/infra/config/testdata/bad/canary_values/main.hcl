@@ -24,6 +24,9 @@ group "web2" {
   deploy {
     app      = "shop"
     strategy = "blue_green"
+    canary {
+      hosts = 1
+    }
   }
 }
 

@@ -60,3 +60,48 @@ group "other" {
   image    = "x"
   count    = 0
 }
+
+group "blue" {
+  provider = provider.testcloud.c
+  image    = "web:1"
+  count    = 2
+  deploy {
+    app      = "shop"
+    strategy = "blue_green"
+    blue_green {
+      shift_step     = 25
+      shift_interval = "10s"
+      keep_original  = "90m"
+    }
+  }
+}
+
+group "blue0" {
+  provider = provider.testcloud.c
+  image    = "web:1"
+  deploy {
+    app      = "shop"
+    strategy = "blue-green"
+    blue_green {
+      keep_original = "0s"
+    }
+  }
+}
+
+group "blue1" {
+  provider = provider.testcloud.c
+  image    = "web:1"
+  deploy {
+    app      = "shop"
+    strategy = "blue_green"
+  }
+}
+
+group "bluefront" {
+  provider = provider.testcloud.c
+  image    = "lb:1"
+  load_balancer {
+    target = group.blue
+    port   = 8080
+  }
+}
