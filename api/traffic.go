@@ -158,14 +158,14 @@ type CanarySpec struct {
 // traffic shift.
 type BlueGreenSpec struct {
 	// ReplacementSelector chooses the replacement hosts (hand-onboarded
-	// groups); environment groups make their own.
+	// groups); an environment's group leaves it empty: the environment
+	// makes the replacement machines itself.
 	ReplacementSelector string `json:"replacement_selector,omitempty"`
 	// KeepOriginalMillis is how long the original hosts are kept, ready to
 	// take traffic back (default 5 min; 0 with NoKeep).
 	KeepOriginalMillis int64 `json:"keep_original_ms,omitempty"`
 	// NoKeep lets the originals go as soon as the traffic has moved
-	// (keep_original = 0); KeepOriginalMillis is then ignored. Added by
-	// helper D.
+	// (keep_original = 0); KeepOriginalMillis is then ignored.
 	NoKeep bool `json:"no_keep,omitempty"`
 	// StepPercent moves traffic in linear steps of this share (0: all at
 	// once) every StepIntervalMillis.
@@ -213,7 +213,9 @@ type DeployTraffic struct {
 	Canary    *CanarySpec    `json:"canary,omitempty"`
 	BlueGreen *BlueGreenSpec `json:"blue_green,omitempty"`
 	// Phase: canary (steps running), promoting (the rest of the hosts),
-	// promoted, aborted, shifting, kept (originals kept), done.
+	// promoted, aborted; blue/green: provisioning (an environment makes
+	// the replacement machines), deploying, shifting, kept (originals
+	// kept), releasing (the losing fleet is removed), done.
 	Phase string `json:"phase,omitempty"`
 	// Step is the current canary step (0-based); Weight the canary's (or
 	// the replacement fleet's) share of traffic in percent.
@@ -229,8 +231,19 @@ type DeployTraffic struct {
 	// StepStartedAt is when the current step (or kept period) began.
 	StepStartedAt *time.Time `json:"step_started_at,omitempty"`
 	// Reason says why the strategy promoted, aborted or finished (a
-	// canary's failed analysis, "promoted by hand", …). Added by helper D.
+	// canary's failed analysis, "promoted by hand", …).
 	Reason string `json:"reason,omitempty"`
+	// ManagedFleet is true for a blue/green deployment of an environment's
+	// group: the environment makes the replacement machines (phase
+	// provisioning) and removes the fleet that lost (phase releasing).
+	ManagedFleet bool `json:"managed_fleet,omitempty"`
+	// Outcome is the state a releasing deployment ends in once the losing
+	// fleet is removed (succeeded: the originals go; failed or stopped:
+	// the replacements go).
+	Outcome string `json:"outcome,omitempty"`
+	// Status says what a provisioning or releasing deployment waits for
+	// ("web-2 setting up", "removing 2 machines").
+	Status string `json:"status,omitempty"`
 	// PromoteRequested / AbortRequested record promote and abort.
 	PromoteRequested bool            `json:"promote_requested,omitempty"`
 	AbortRequested   bool            `json:"abort_requested,omitempty"`

@@ -466,11 +466,15 @@ other hosts in place. An interval without canary traffic is "no data":
 with --on-no-data wait (the default) a step that ends without data fails,
 it never passes silently. A pause of 0 waits for 'gantry deployments
 promote ID'; 'gantry deployments abort ID' drains the canary by hand.
---strategy blue-green deploys the revision to replacement hosts
-(--replacement-selector), moves the traffic to them (at once, or
---shift-step percent every --shift-interval) and keeps the original hosts
-ready for --keep-original, during which 'gantry rollback' or 'gantry
-deployments abort' moves the traffic back in one change.`,
+--strategy blue-green deploys the revision to replacement hosts, moves the
+traffic to them (at once, or --shift-step percent every --shift-interval)
+and keeps the original hosts ready for --keep-original, during which
+'gantry rollback' or 'gantry deployments abort' moves the traffic back in
+one change. On an environment's group the environment makes the
+replacement machines itself (as many as the group has) and removes the
+fleet that lost afterwards: the originals after a success, the
+replacements after a rollback. On hand-onboarded hosts,
+--replacement-selector names the replacement hosts.`,
 		Example: `  # The newest revision, following it live
   gantry deploy shop web --wait
 
@@ -484,7 +488,10 @@ deployments abort' moves the traffic back in one change.`,
   gantry deploy shop web --strategy canary --canary-steps 10:30s,50:30s,100:0 \
       --analysis-interval 10s --max-error-rate 1% --max-latency-ratio 2 --wait
 
-  # Blue/green to the hosts labelled color=green, 25% more every 30s, originals kept 10m
+  # Blue/green of an environment's group: new machines, 50% more every 10s, originals kept 5m
+  gantry deploy shop web --strategy blue-green --shift-step 50 --shift-interval 10s --keep-original 5m --wait
+
+  # Blue/green to the hand-onboarded hosts labelled color=green, 25% more every 30s, originals kept 10m
   gantry deploy shop web --strategy blue-green --replacement-selector color=green \
       --shift-step 25 --shift-interval 30s --keep-original 10m --wait`,
 		Args: exactArgs("APP", "GROUP"),

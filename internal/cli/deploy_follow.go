@@ -158,6 +158,13 @@ func (v *deployView) setDeployment(d api.Deployment) {
 			fmt.Fprintf(v.w, "deployment %s: batch %d, %s\n", d.ID, d.Batch, hostStateText(d.State))
 		}
 	}
+	if line := fleetNote(d); line != "" && line != fleetNote(prev) {
+		if v.tty {
+			v.note(line)
+		} else {
+			fmt.Fprintln(v.w, line)
+		}
+	}
 	changed := false
 	for _, h := range hosts {
 		changed = v.updateHost(h) || changed
@@ -165,6 +172,21 @@ func (v *deployView) setDeployment(d api.Deployment) {
 	if v.tty && (changed || prev.ID == "" || prev.State != d.State || prev.Batch != d.Batch) {
 		v.redraw()
 	}
+}
+
+// fleetNote is the phase line of a blue/green deployment of an
+// environment's group ("blue/green: provisioning: waiting for web-2
+// setting up"), "" for others.
+func fleetNote(d api.Deployment) string {
+	t := d.Traffic
+	if t == nil || !t.ManagedFleet {
+		return ""
+	}
+	line := "blue/green: " + t.Phase
+	if t.Status != "" {
+		line += ": " + t.Status
+	}
+	return line
 }
 
 // setHost records a host's batch, event and state.

@@ -45,7 +45,7 @@ func (o *strategyFlags) define(f *pflag.FlagSet) {
 	f.IntVar(&o.FailureLimit, "failure-limit", 0, "failed analyses tolerated before the canary is rolled back (`N`, default 0)")
 	f.Int64Var(&o.MinRequests, "min-requests", 0, "canary requests `N` an analysis interval needs to count as data (default 20)")
 	f.StringVar(&o.OnNoData, "on-no-data", "", "what an interval without canary traffic means: `wait` (default: a step that ends without data fails), fail or pass")
-	f.StringVar(&o.Replacement, "replacement-selector", "", "blue-green: the `SELECTOR` of the replacement hosts (online, not in the group, servers of its load balancer backend)")
+	f.StringVar(&o.Replacement, "replacement-selector", "", "blue-green of hand-onboarded hosts: the `SELECTOR` of the replacement hosts (online, not in the group, servers of its load balancer backend); an environment's group makes its own")
 	f.DurationVar(&o.KeepOriginal, "keep-original", 0, "blue-green: keep the original hosts ready to take traffic back for this `long` (default 5m; 0s lets them go at once)")
 	f.IntVar(&o.ShiftStep, "shift-step", 0, "blue-green: move traffic in steps of `PERCENT` (default: all at once)")
 	f.DurationVar(&o.ShiftInterval, "shift-interval", 0, "blue-green: wait this `long` between traffic steps (default 30s with --shift-step)")
@@ -261,6 +261,9 @@ func printStrategy(w io.Writer, d api.Deployment) {
 	}
 	if t.Reason != "" {
 		fmt.Fprintf(w, ": %s", t.Reason)
+	}
+	if t.Status != "" {
+		fmt.Fprintf(w, " (%s)", t.Status)
 	}
 	fmt.Fprintln(w)
 	if n := len(t.Analyses); n > 0 {

@@ -15,8 +15,10 @@ import (
 	"github.com/gantry-dev/gantry/internal/traffic"
 )
 
-// Blue/green deployments (Strategy blue-green) of a group of hand-onboarded
-// hosts behind a load balancer.
+// Blue/green deployments (Strategy blue-green) of a group behind a load
+// balancer. This file has the hand-onboarded hosts' case and the traffic
+// part common to both; fleets.go the environment groups' (the environment
+// makes the replacement machines and removes the losing fleet).
 //
 // The replacement hosts (BlueGreen.ReplacementSelector: online, not hosts
 // of the group, already servers of the group's backend in maint) are the
@@ -62,11 +64,10 @@ func blueGreenSpecFor(g api.DeploymentGroup, spec *api.BlueGreenSpec) (api.BlueG
 	if spec != nil {
 		s = *spec
 	}
-	if strings.TrimSpace(s.ReplacementSelector) == "" {
-		return s, fmt.Errorf("%w: blue_green.replacement_selector is required (--replacement-selector): the label selector of the replacement hosts, e.g. color=green", ErrInvalid)
-	}
-	if _, err := selector.Parse(s.ReplacementSelector); err != nil {
-		return s, fmt.Errorf("%w: blue_green.replacement_selector: %v", ErrInvalid, err)
+	if s.ReplacementSelector != "" {
+		if _, err := selector.Parse(s.ReplacementSelector); err != nil {
+			return s, fmt.Errorf("%w: blue_green.replacement_selector: %v", ErrInvalid, err)
+		}
 	}
 	if s.StepPercent < 0 || s.StepPercent > 100 {
 		return s, fmt.Errorf("%w: blue_green.step_percent %d: 0 (all at once) to 100", ErrInvalid, s.StepPercent)
@@ -95,6 +96,18 @@ func blueGreenSpecFor(g api.DeploymentGroup, spec *api.BlueGreenSpec) (api.BlueG
 // of the backend in maint.
 func (e *Engine) blueGreenPrepare(ctx context.Context, g api.DeploymentGroup, n *newDeployment) error {
 	spec := n.traffic.BlueGreen
+	owned, err := e.ownedFleet(ctx, g)
+	if err != nil {
+		return err
+	}
+	switch {
+	case owned && spec.ReplacementSelector != "":
+		return fmt.Errorf("%w: group %q is an environment's: the environment makes the replacement machines itself; drop --replacement-selector", ErrInvalid, g.Name)
+	case owned:
+		return e.fleetPrepare(ctx, g, n)
+	case strings.TrimSpace(spec.ReplacementSelector) == "":
+		return fmt.Errorf("%w: blue_green.replacement_selector is required (--replacement-selector) for a group of hand-onboarded hosts: the label selector of the replacement hosts, e.g. color=green (an environment's group makes its own replacement machines)", ErrInvalid)
+	}
 	gsel, err := selector.Parse(g.Selector)
 	if err != nil {
 		return fmt.Errorf("%w: group selector: %v", ErrInvalid, err)
@@ -171,6 +184,13 @@ func (e *Engine) blueGreenStep(ctx context.Context, r *run, inProgress int, stop
 	abort, promote := r.d.Traffic.AbortRequested, r.d.Traffic.PromoteRequested
 	e.mu.Unlock()
 	switch t.Phase {
+	case PhaseProvisioning:
+		return true, e.fleetProvision(ctx, r, t, abort, stop)
+	case PhaseReleasing:
+		e.mu.Lock()
+		force := r.d.Force
+		e.mu.Unlock()
+		return true, e.fleetRelease(ctx, r, t, stop && force)
 	case PhaseDeploying, "":
 		if stop || inProgress > 0 {
 			return false, nil // the generic path deploys, waits and stops
@@ -371,7 +391,7 @@ func (e *Engine) blueGreenBack(ctx context.Context, r *run, t *api.DeployTraffic
 	if stop {
 		state = api.DeployStopped
 	}
-	return e.finish(ctx, r, state, fmt.Sprintf("%s in %s", t.Reason, took.Round(time.Millisecond)))
+	return e.blueGreenEnd(ctx, r, t, state, fmt.Sprintf("%s in %s", t.Reason, took.Round(time.Millisecond)))
 }
 
 // blueGreenFail ends a blue/green deployment whose traffic never moved:
@@ -390,14 +410,18 @@ func (e *Engine) blueGreenFail(ctx context.Context, r *run, t *api.DeployTraffic
 	if err := e.setStates(ctx, r, started, api.LBMaint, -1, "blue/green failed: replacement out of service"); err != nil {
 		reason += "; load balancer: " + err.Error()
 	}
-	return e.finish(ctx, r, state, reason)
+	return e.blueGreenEnd(ctx, r, t, state, reason)
 }
 
 // blueGreenDone lets the originals go (maint), makes the replacement
-// selector the group's, and ends the deployment.
+// selector the group's (an environment's group: removes the originals),
+// and ends the deployment.
 func (e *Engine) blueGreenDone(ctx context.Context, r *run, t *api.DeployTraffic) error {
 	if err := e.setStates(ctx, r, t.Original, api.LBMaint, -1, "blue/green done: original out of service"); err != nil {
 		return err
+	}
+	if t.ManagedFleet {
+		return e.blueGreenEnd(ctx, r, t, api.DeploySucceeded, "") // the environment removes the originals
 	}
 	gu, ok := e.st.(groupUpdater)
 	if !ok {

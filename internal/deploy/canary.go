@@ -43,6 +43,12 @@ const (
 	PhaseKept      = "kept"      // blue/green: originals kept, ready to take traffic back
 	PhaseDone      = "done"      // blue/green: finished
 	PhaseDeploying = "deploying" // blue/green: the replacement hosts deploy
+	// PhaseProvisioning: blue/green of an environment's group, the
+	// replacement machines are being made (fleets.go).
+	PhaseProvisioning = "provisioning"
+	// PhaseReleasing: blue/green of an environment's group, the losing
+	// fleet is being removed; the deployment then ends in Outcome.
+	PhaseReleasing = "releasing"
 )
 
 // stratState is the memory of a canary or blue/green run that is not
@@ -660,7 +666,7 @@ func (e *Engine) request(ctx context.Context, id, what string, set func(*api.Dep
 			ErrInvalid, id, orInPlace(strategy), id)
 	}
 	switch phase {
-	case PhasePromoting, PhasePromoted, PhaseAborted, PhaseDone:
+	case PhasePromoting, PhasePromoted, PhaseAborted, PhaseDone, PhaseReleasing:
 		return api.Deployment{}, fmt.Errorf("%w: deployment %s is past that point (phase %s): nothing to %s", ErrInvalid, id, phase, what)
 	}
 	e.mu.Lock()

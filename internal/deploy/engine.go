@@ -31,6 +31,7 @@ type EngineStore interface {
 	GetGroup(ctx context.Context, app, name string) (api.DeploymentGroup, error)
 	ListGroups(ctx context.Context, app string) ([]api.DeploymentGroup, error)
 	CreateDeployment(ctx context.Context, d api.Deployment, hosts []api.DeploymentHost) error
+	AddDeploymentHosts(ctx context.Context, id string, minHealthy int, hosts []api.DeploymentHost) error
 	GetDeployment(ctx context.Context, id string) (api.Deployment, error)
 	ListDeployments(ctx context.Context, app string, limit int) ([]api.Deployment, error)
 	ListActiveDeployments(ctx context.Context) ([]api.Deployment, error)
@@ -728,6 +729,8 @@ type newDeployment struct {
 	rollbackOf  string
 	description string
 	hosts       []string // host ids; nil = every host matching the group's selector
+	// provision: no host yet, an environment makes them (fleets.go).
+	provision bool
 	// strategy and traffic are a canary or blue/green deployment's
 	// (canary.go, bluegreen.go); "" and nil for in place.
 	strategy string
@@ -770,13 +773,13 @@ func (e *Engine) create(ctx context.Context, n newDeployment) (api.Deployment, e
 		}
 		hosts = append(hosts, api.DeploymentHost{HostID: h.ID, HostName: h.Name, State: api.HostDeployPending, PreviousRevision: revs[h.ID].Revision})
 	}
-	if len(hosts) == 0 {
+	if len(hosts) == 0 && !n.provision {
 		return api.Deployment{}, fmt.Errorf("%w: no host matches the selector %q of group %q (hosts enrolled: %d). List them with their labels: gantry hosts ls", ErrNothingToDeploy, n.group.Selector, n.group.Name, len(all))
 	}
 	if err := checkStrategyHosts(n, len(hosts)); err != nil {
 		return api.Deployment{}, err
 	}
-	if err := cfg.Check(len(hosts)); err != nil {
+	if err := cfg.Check(len(hosts)); err != nil && !n.provision {
 		if n.kind != KindRollback {
 			return api.Deployment{}, err
 		}

@@ -25,6 +25,7 @@ type LoadBalancers interface {
 type trafficState struct {
 	mu       sync.Mutex
 	lbs      LoadBalancers
+	fleets   Fleets                  // the environments' replacement fleets (fleets.go)
 	inflight map[string]*trafficCall // by host id: the request being handled
 	// joined, if set (tests), is called when a repeat joins a call.
 	joined func()

@@ -690,7 +690,9 @@ func groupAddress(r *Resource) string {
 // outputs evaluates the outputs with what now exists and records them.
 func (a *applier) outputs(ctx context.Context) error {
 	if a.def == nil || a.plan.Destroy {
-		return a.commit(ctx, func(st *State) { st.Outputs = nil; st.Scale = nil })
+		// A destroy takes both fleets of a blue/green deployment: nothing
+		// is left to replace or remove.
+		return a.commit(ctx, func(st *State) { st.Outputs = nil; st.Scale = nil; st.Replacing = nil })
 	}
 	outs, err := a.def.EvalOutputs(a.worldCopy())
 	if err != nil {

@@ -112,6 +112,8 @@ type Engine struct {
 
 	lc   *lifecycle
 	kick chan struct{}
+	// fops runs the applies of blue/green replacement fleets (fleet.go).
+	fops fleetOps
 }
 
 // Errors the API maps to statuses.

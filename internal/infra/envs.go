@@ -57,7 +57,7 @@ func (e *Engine) plan(ctx context.Context, rec store.Environment, st *State, req
 		for k, v := range req.Scale {
 			scale[k] = v
 		}
-	case req.Destroy || len(req.Scale) > 0:
+	case req.Destroy || len(req.Scale) > 0 || isFleetOp(ctx):
 		if rec.Serial == 0 {
 			return api.Plan{}, e.notFound(ctx, env)
 		}
@@ -148,8 +148,16 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 	if err != nil {
 		return api.Environment{}, err
 	}
-	if rec.Serial == 0 && (req.Destroy || (req.Plan != nil && req.Plan.Destroy)) {
+	destroy := req.Destroy || (req.Plan != nil && req.Plan.Destroy)
+	if rec.Serial == 0 && destroy {
 		return api.Environment{}, e.notFound(ctx, env)
+	}
+	if !destroy && !isFleetOp(ctx) {
+		for _, g := range slices.Sorted(maps.Keys(st.Replacing)) {
+			id := st.Replacing[g].Deployment
+			return api.Environment{}, fmt.Errorf("%w: group %s (deployment %s, phase %s); wait for it: gantry deployments show %s --wait (or end it: gantry deployments abort %s)",
+				ErrBusy, g, id, st.Replacing[g].Phase, id, id)
+		}
 	}
 	var pl api.Plan
 	if req.Plan != nil {

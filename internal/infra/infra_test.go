@@ -390,13 +390,13 @@ func TestScaleInKeepsMachinesInADeployment(t *testing.T) {
 		existing = append(existing, &Resource{Address: machineAddress("web", i, false), Kind: KindMachine, Group: "web", Index: i, Name: name})
 		h.e.lc.byName[name] = store.HostRecord{Host: api.Host{ID: "h-web-" + string(rune('0'+i)), Name: name}}
 	}
-	if got := h.e.chooseKept(existing, 2, false); len(got) != 2 || got[0] != 0 || got[1] != 3 {
+	if got := h.e.chooseKept(existing, 2, false, nil); len(got) != 2 || got[0] != 0 || got[1] != 3 {
 		t.Fatalf("scale 4 -> 2 keeps %v, want [0 3] (web-3 is in a deployment, then the lowest indexes)", got)
 	}
-	if got := h.e.chooseKept(existing[:2], 4, false); len(got) != 4 || got[2] != 2 || got[3] != 3 {
+	if got := h.e.chooseKept(existing[:2], 4, false, nil); len(got) != 4 || got[2] != 2 || got[3] != 3 {
 		t.Fatalf("scale 2 -> 4 = %v, want [0 1 2 3] (new machines take the lowest free indexes)", got)
 	}
-	if got := h.e.chooseKept([]*Resource{existing[0], existing[3]}, 3, false); got[0] != 0 || got[1] != 1 || got[2] != 3 {
+	if got := h.e.chooseKept([]*Resource{existing[0], existing[3]}, 3, false, nil); got[0] != 0 || got[1] != 1 || got[2] != 3 {
 		t.Fatalf("indexes {0,3} scaled to 3 = %v, want [0 1 3]", got)
 	}
 }

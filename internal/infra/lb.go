@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/infra/config"
 	"github.com/gantry-dev/gantry/internal/protocol"
 	"github.com/gantry-dev/gantry/internal/store"
+	"github.com/gantry-dev/gantry/internal/validate"
 )
 
 // Load balancers of environments: a group with a load_balancer block is
@@ -114,9 +115,30 @@ func lbAttrs(lb *config.LBSpec) map[string]string {
 	return m
 }
 
+// blueGreenAttrs are the attributes of a deploy block's blue_green block
+// that plans compare and show: those set (the deployment applies the
+// defaults of the others).
+func blueGreenAttrs(bg *api.BlueGreenSpec) map[string]string {
+	if bg == nil {
+		return nil
+	}
+	m := map[string]string{}
+	ms := func(n int64) string { return validate.DurationString(time.Duration(n) * time.Millisecond) }
+	if bg.StepPercent > 0 {
+		m["deploy.blue_green.shift_step"] = strconv.Itoa(bg.StepPercent) + "%"
+	}
+	if bg.StepIntervalMillis > 0 {
+		m["deploy.blue_green.shift_interval"] = ms(bg.StepIntervalMillis)
+	}
+	if bg.NoKeep || bg.KeepOriginalMillis > 0 {
+		m["deploy.blue_green.keep_original"] = ms(bg.KeepOriginalMillis)
+	}
+	return m
+}
+
 // checkLBPlan refuses what a plan cannot do with load balancers: a load
 // balancer group of more than one machine (`gantry scale lb=2`), and a
-// canary deployment of a group without a load balancer.
+// canary or blue-green deployment of a group without a load balancer.
 func checkLBPlan(def *config.Definition, name string, spec config.GroupSpec, host bool) error {
 	if host {
 		return nil
@@ -125,9 +147,14 @@ func checkLBPlan(def *config.Definition, name string, spec config.GroupSpec, hos
 		return fmt.Errorf("%w: group %q is the load balancer of group %q: its count is 1, got %d (one load balancer machine per group for now)",
 			ErrInvalid, name, def.LBTargetOf(name), spec.Count)
 	}
-	if spec.Deploy != nil && spec.Deploy.Strategy == api.StrategyCanary && def.LoadBalancerOf(name) == "" {
+	if spec.Deploy != nil && (spec.Deploy.Strategy == api.StrategyCanary || spec.Deploy.Strategy == api.StrategyBlueGreen) &&
+		def.LoadBalancerOf(name) == "" {
+		shown := spec.Deploy.Strategy
+		if shown == api.StrategyBlueGreen {
+			shown = "blue_green" // as the definition spells it
+		}
 		return fmt.Errorf("%w: group %q: deploy.strategy %q needs a load balancer in front of the group: add a group with "+
-			"load_balancer { target = group.%s  port = … }", ErrInvalid, name, api.StrategyCanary, name)
+			"load_balancer { target = group.%s  port = … }", ErrInvalid, name, shown, name)
 	}
 	return nil
 }
@@ -247,6 +274,7 @@ func (l *lifecycle) balance(ctx context.Context, st *State, views []machineView)
 	}
 	groups := lbGroups(st)
 	l.forgetRemoved(st)
+	fleets := replacing(st) // left to their blue/green deployment
 	for _, name := range slices.Sorted(maps.Keys(groups)) {
 		spec := groups[name]
 		var lbv *machineView
@@ -258,7 +286,7 @@ func (l *lifecycle) balance(ctx context.Context, st *State, views []machineView)
 			case v.r.Group == spec.Target && !v.r.Host:
 				t := lbTargetView{Name: v.r.Name, Phase: v.phase}
 				if v.found {
-					t.Busy = l.e.dep.HostBusy(v.host.ID)
+					t.Busy = l.e.dep.HostBusy(v.host.ID) || fleets[v.r.Address]
 				}
 				targets = append(targets, t)
 			}

@@ -3,6 +3,7 @@ package infra
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -589,13 +590,19 @@ func (d *strategyDeployer) Deploy(_ context.Context, _, _ string, req api.Deploy
 	return api.Deployment{ID: fmt.Sprint("d-", len(d.reqs))}, nil
 }
 
-// TestEnvDeploymentStrategy: the deploy block's strategy and canary go
-// with the deployments the environment starts, except for the group's
-// first revision (no stable machines to compare a canary with).
+// TestEnvDeploymentStrategy: the deploy block's strategy and its canary
+// or blue_green block go with the deployments the environment starts,
+// except for the group's first revision (in place: no stable machines to
+// compare a canary with, no original machines to move traffic from).
 func TestEnvDeploymentStrategy(t *testing.T) {
+	canary := &api.CanarySpec{Hosts: 1, Steps: []api.CanaryStep{{Weight: 10, PauseMillis: 1000}}}
+	bg := &api.BlueGreenSpec{StepPercent: 50, StepIntervalMillis: 10000, NoKeep: true}
 	for _, tc := range []struct {
-		current, strategy string
-	}{{"", ""}, {"r1", api.StrategyCanary}} {
+		current, block, strategy string
+	}{
+		{"", api.StrategyCanary, ""}, {"r1", api.StrategyCanary, api.StrategyCanary},
+		{"", api.StrategyBlueGreen, ""}, {"r1", api.StrategyBlueGreen, api.StrategyBlueGreen},
+	} {
 		h := newHarness(t)
 		dep := &strategyDeployer{}
 		h.e.dep = dep
@@ -607,10 +614,14 @@ func TestEnvDeploymentStrategy(t *testing.T) {
 		if err := h.st.CreateGroup(ctx, api.DeploymentGroup{ID: "g-1", App: "shop", Name: "st-web", Selector: "a=b", Config: "OneAtATime", Revision: tc.current, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
-		canary := &api.CanarySpec{Hosts: 1, Steps: []api.CanaryStep{{Weight: 10, PauseMillis: 1000}}}
+		rec := &GroupRecord{App: "shop", DeployGroup: "st-web", Revision: "r2", Strategy: tc.block}
+		if tc.block == api.StrategyCanary {
+			rec.Canary = canary
+		} else {
+			rec.BlueGreen = bg
+		}
 		st := newState("st")
-		st.Resources["group.web"] = &Resource{Address: "group.web", Kind: KindGroup, Group: "web",
-			Spec: &GroupRecord{App: "shop", DeployGroup: "st-web", Revision: "r2", Strategy: api.StrategyCanary, Canary: canary}}
+		st.Resources["group.web"] = &Resource{Address: "group.web", Kind: KindGroup, Group: "web", Spec: rec}
 		r := &Resource{Address: "group.web[0]", Kind: KindMachine, Group: "web", Name: "st-web-0"}
 		st.Resources[r.Address] = r
 		views := []machineView{{r: r, found: true, host: store.HostRecord{Host: api.Host{ID: "h-1", Name: "st-web-0", Labels: map[string]string{LabelSetup: "done"}}}, phase: api.PhaseDeploying}}
@@ -618,11 +629,114 @@ func TestEnvDeploymentStrategy(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(dep.reqs) != 1 {
-			t.Fatalf("group at revision %q: %d deployments, want 1", tc.current, len(dep.reqs))
+			t.Fatalf("%s, group at revision %q: %d deployments, want 1", tc.block, tc.current, len(dep.reqs))
 		}
 		got := dep.reqs[0]
-		if got.Revision != "r2" || got.Strategy != tc.strategy || (tc.strategy != "") != (got.Canary == canary) {
-			t.Errorf("group at revision %q: deployment %+v, want strategy %q (with the canary block when canary)", tc.current, got, tc.strategy)
+		wantCanary := tc.strategy == api.StrategyCanary
+		wantBG := tc.strategy == api.StrategyBlueGreen
+		if got.Revision != "r2" || got.Strategy != tc.strategy || wantCanary != (got.Canary == canary) || wantBG != (got.BlueGreen == bg) ||
+			(!wantCanary && got.Canary != nil) || (!wantBG && got.BlueGreen != nil) {
+			t.Errorf("%s, group at revision %q: deployment %+v, want strategy %q with its own block only", tc.block, tc.current, got, tc.strategy)
+		}
+	}
+}
+
+// TestBlueGreenPlan: strategy = "blue_green" needs a load balancer in
+// front of the group like canary (either spelling), and its blue_green
+// block goes into the group's record and plan attributes, those set only.
+func TestBlueGreenPlan(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, s := range []string{"blue_green", "blue-green"} {
+		def := `
+provider "mem" "main" {}
+group "web" {
+  provider = provider.mem.main
+  image    = "web:1"
+  deploy {
+    app      = "shop"
+    strategy = "` + s + `"
+  }
+}
+`
+		_, err := h.e.Plan(ctx, "bg", api.EnvRequest{Definition: h.definition(map[string]string{"main.hcl": def})})
+		if err == nil || !strings.Contains(err.Error(), `group "web": deploy.strategy "blue_green" needs a load balancer in front of the group`) {
+			t.Fatalf("plan of strategy %q without a load balancer: %v", s, err)
+		}
+	}
+	now := time.Now().UTC()
+	if err := h.st.CreateApplication(ctx, api.Application{Name: "shop", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.CreateRevision(ctx, api.Revision{ID: "r-1", App: "shop", Digest: "sha256:r1", Size: 1, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	attrsOf := func(block string) map[string]string {
+		t.Helper()
+		def := `
+provider "mem" "main" {}
+group "web" {
+  provider = provider.mem.main
+  image    = "web:1"
+  count    = 2
+  deploy {
+    app      = "shop"
+    strategy = "blue_green"
+    ` + block + `
+  }
+}
+group "lb" {
+  provider = provider.mem.main
+  image    = "lb:1"
+  load_balancer {
+    target = group.web
+    port   = 8080
+  }
+}
+`
+		p := h.plan("bg", api.EnvRequest{Definition: h.definition(map[string]string{"main.hcl": def})})
+		for _, c := range p.Changes {
+			if c.Address != "group.web" {
+				continue
+			}
+			m := map[string]string{}
+			for _, a := range c.Attrs {
+				if strings.HasPrefix(a.Name, "deploy.") {
+					m[a.Name] = a.New
+				}
+			}
+			return m
+		}
+		t.Fatalf("plan has no change of group.web: %+v", p.Changes)
+		return nil
+	}
+	base := map[string]string{"deploy.app": "shop", "deploy.revision": "r-1", "deploy.config": "OneAtATime",
+		"deploy.group": "bg-web", "deploy.strategy": api.StrategyBlueGreen}
+	with := func(kv ...string) map[string]string {
+		m := maps.Clone(base)
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		block string
+		want  map[string]string
+	}{
+		{"", base},
+		{`blue_green {}`, base},
+		{`blue_green {
+      shift_step     = 50
+      shift_interval = "10s"
+      keep_original  = "90m"
+    }`, with("deploy.blue_green.shift_step", "50%", "deploy.blue_green.shift_interval", "10s", "deploy.blue_green.keep_original", "1h30m")},
+		{`blue_green {
+      shift_step    = 20
+      keep_original = "0s"
+    }`, with("deploy.blue_green.shift_step", "20%", "deploy.blue_green.keep_original", "0s")},
+	} {
+		if got := attrsOf(tc.block); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("plan attributes with %q:\n got %v\nwant %v", tc.block, got, tc.want)
 		}
 	}
 }

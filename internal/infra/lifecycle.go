@@ -184,6 +184,7 @@ func (l *lifecycle) tickEnv(ctx context.Context, rec store.Environment, st *Stat
 	if err := l.ensureDeployments(ctx, st, views); err != nil {
 		l.e.log.Error("environment deployment", "env", env, "err", err)
 	}
+	l.fleetTick(ctx, st)
 	l.balance(ctx, st, views)
 	if err := l.updateRuns(ctx, env); err != nil {
 		return err
@@ -429,11 +430,11 @@ func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []ma
 			l.mu.Unlock()
 			continue
 		}
-		req := api.DeployRequest{Revision: rec.Revision, Description: "environment " + st.Env, Strategy: rec.Strategy, Canary: rec.Canary}
+		req := api.DeployRequest{Revision: rec.Revision, Description: "environment " + st.Env, Strategy: rec.Strategy, Canary: rec.Canary, BlueGreen: rec.BlueGreen}
 		if dg.Revision == "" {
 			// The group's first revision: no stable machines to compare a
 			// canary with, so it goes in place.
-			req.Strategy, req.Canary = "", nil
+			req.Strategy, req.Canary, req.BlueGreen = "", nil, nil
 		}
 		d, err := l.e.dep.Deploy(ctx, rec.App, rec.DeployGroup, req)
 		if err != nil && pending[addr] > 0 {

@@ -302,7 +302,11 @@ func (e *Engine) planGroup(ctx context.Context, in planInput, b *config.Block, p
 	}
 	// Which indexes: kept ones first, new ones take the lowest free index.
 	existing := in.st.machines(b.Name)
-	keep := e.chooseKept(existing, spec.Count, host)
+	var prefer map[int]bool
+	if !host {
+		spec.Count, prefer = fleetPlan(in.st, b.Name, spec.Count)
+	}
+	keep := e.chooseKept(existing, spec.Count, host, prefer)
 	var refs []config.MachineRef
 	_, netIDs, netKnown := networkIDs(in.st, spec.Networks, in.renewed)
 	for _, idx := range keep {
@@ -356,16 +360,17 @@ func scriptDiffs(c *api.PlanChange, old *Resource, rec GroupRecord) {
 }
 
 // chooseKept returns the indexes a group of count machines keeps: existing
-// machines first (on scale-in, machines that are in a deployment are kept
+// machines first (prefer ones first: a blue/green deployment's winning
+// fleet; then, on scale-in, machines that are in a deployment are kept
 // rather than removed, then the lowest indexes), then the lowest free
 // indexes for new ones.
-func (e *Engine) chooseKept(existing []*Resource, count int, host bool) []int {
+func (e *Engine) chooseKept(existing []*Resource, count int, host bool, prefer map[int]bool) []int {
 	if host {
 		return []int{0}
 	}
 	type cand struct {
-		idx  int
-		busy bool
+		idx          int
+		prefer, busy bool
 	}
 	var cs []cand
 	for _, r := range existing {
@@ -373,10 +378,13 @@ func (e *Engine) chooseKept(existing []*Resource, count int, host bool) []int {
 		if h, ok := e.hostOf(r); ok {
 			busy = e.dep.HostBusy(h)
 		}
-		cs = append(cs, cand{r.Index, busy})
+		cs = append(cs, cand{r.Index, prefer[r.Index], busy})
 	}
-	// Keep busy machines first, then by index.
+	// Keep preferred machines first, then busy ones, then by index.
 	sort.SliceStable(cs, func(i, j int) bool {
+		if cs[i].prefer != cs[j].prefer {
+			return cs[i].prefer
+		}
 		if cs[i].busy != cs[j].busy {
 			return cs[i].busy
 		}
@@ -489,6 +497,9 @@ func groupAttrs(g config.GroupSpec, rec GroupRecord) map[string]string {
 		b, _ := json.Marshal(rec.Canary)
 		m["deploy.canary"] = string(b)
 	}
+	for k, v := range blueGreenAttrs(rec.BlueGreen) {
+		m[k] = v
+	}
 	if g.Unknown["deploy"] {
 		m["deploy.revision"] = unknownText
 	}
@@ -525,7 +536,7 @@ func (e *Engine) groupRecord(ctx context.Context, env string, g config.GroupSpec
 		kind = "host"
 	}
 	rec.App, rec.Config, rec.DeployGroup = g.Deploy.App, g.Deploy.Config, env+"-"+g.Name
-	rec.Canary = g.Deploy.Canary
+	rec.Canary, rec.BlueGreen = g.Deploy.Canary, g.Deploy.BlueGreen
 	if g.Deploy.Strategy != api.StrategyInPlace {
 		rec.Strategy = g.Deploy.Strategy
 	}

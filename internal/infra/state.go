@@ -36,6 +36,9 @@ type State struct {
 	// Source is the directory the definition was last applied from (as
 	// the client named it, absolute), "" if unknown.
 	Source string `json:"source,omitempty"`
+	// Replacing holds, by group, the replacement fleet of a blue/green
+	// deployment in progress (fleet.go).
+	Replacing map[string]*Replacement `json:"replacing,omitempty"`
 
 	// byGroup indexes the machines by group; nil until needed, and reset by
 	// every change of Resources (changed).
@@ -87,11 +90,12 @@ type GroupRecord struct {
 	Revision    string `json:"revision,omitempty"`
 	Config      string `json:"config,omitempty"`
 	Host        bool   `json:"host,omitempty"`
-	// Strategy and Canary are the deploy block's strategy (api.Strategy*,
-	// "" for in-place) and canary settings, passed to the deployments the
-	// environment starts.
-	Strategy string          `json:"strategy,omitempty"`
-	Canary   *api.CanarySpec `json:"canary,omitempty"`
+	// Strategy, Canary and BlueGreen are the deploy block's strategy
+	// (api.Strategy*, "" for in-place) and its canary and blue_green
+	// settings, passed to the deployments the environment starts.
+	Strategy  string             `json:"strategy,omitempty"`
+	Canary    *api.CanarySpec    `json:"canary,omitempty"`
+	BlueGreen *api.BlueGreenSpec `json:"blue_green,omitempty"`
 	// RevisionSetAt is when an apply set Revision (zero in states written
 	// before it was recorded). A deployment of the group made by hand
 	// after it wins until an apply changes Revision again (see

@@ -214,6 +214,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.infra, err = s.newInfra(); err != nil {
 		return nil, err
 	}
+	// Blue/green deployments of environment groups get their replacement
+	// machines from the environments engine.
+	s.deploy.SetFleets(s.infra)
 	if err := s.subscribe(); err != nil {
 		return nil, err
 	}
