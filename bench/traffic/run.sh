@@ -25,8 +25,10 @@
 #                   the requests of one interval + 1 s)
 #   canary-nodata   a canary of a good v6 with no load at all: must not be
 #                   promoted (time to fail)
-#   blue-green      only if the CLI offers --strategy blue-green for the
-#                   group: swap and rollback times
+#   blue-green      blue/green deploys of the environment's group (the
+#                   environment makes 2 replacement machines), each rolled
+#                   back during its keep period, then one kept: swap and
+#                   rollback times
 #   weights         go run ./bench/traffic/weights: 1,000 weight changes on
 #                   a local haproxy under load through gantry's driver
 #
@@ -368,34 +370,53 @@ if compgen -G "$W/canary-*.deploy.json" >/dev/null; then
 fi
 echo "canary weight changes through gantry (as the deployments report them): $WEIGHTS_GANTRY"
 
-# --- blue/green (if gantry does it for this environment's group) ----------------------------
-# An environment group may not offer it (a hand-onboarded group names its
-# replacement hosts with --replacement-selector): then it is reported as
-# not available and not counted.
+# --- blue/green of the environment's group ----------------------------------------------------
+# Rounds under one loadgen until MINREQ requests: a new revision deployed
+# blue/green all at once with the originals kept (the environment makes 2
+# replacement machines), then `gantry rollback` during the keep period
+# (the replacement machines are removed again); the last round keeps
+# nothing (--keep-original 0s) and succeeds. Per round: the swap (from the
+# last replacement machine UP to all the traffic moved, as the deployment
+# recorded it; goal < 5 s), the rollback as recorded (goal < 1 s) and as the
+# CLI saw it (process start included).
+BG_SWAPS=
+BG_BACKS=
+# SWAP_MS: ms from the last replacement UP (ready) to the last change that
+# gave the replacements all the traffic.
+SWAP_MS='def ts: (sub("\\.[0-9]+"; "") | fromdate) + ((capture("\\.(?<f>[0-9]+)") | .f) // "0" | "0." + . | tonumber);
+.traffic.changes as $c | ((([$c[] | select((.detail // "") | test("all the traffic to the replacement")) | .at | ts] | max)
+  - ([$c[] | select(.action == "ready") | .at | ts] | max)) * 1000 | round)'
+bg_round() { # ROUND
+	local id t phase
+	push "v8.$1" >/dev/null
+	id=$(timeout "$DEADLINE" "$G" deploy shop "$GROUP" --strategy blue-green --keep-original 5m -o json | jq -r .id) || die "blue-green: deploy v8.$1 failed"
+	t=$(now)
+	while :; do
+		phase=$("$G" deployments show "$id" -o json | jq -r '.traffic.phase + " " + .state')
+		[[ $phase == "kept running" ]] && break
+		[[ $phase == *running ]] || die "blue-green: deployment $id ended before its keep period: $phase"
+		(($(date +%s) - ${t%.*} < DEADLINE)) || die "blue-green: $id not kept after $DEADLINE s ($phase)"
+		sleep 0.2
+	done
+	"$G" deployments show "$id" -o json >"$W/bg-$1.json"
+	BG_SWAPS="$BG_SWAPS $(jq -r "$SWAP_MS" "$W/bg-$1.json")ms"
+	t=$(now)
+	timeout "$DEADLINE" "$G" rollback shop "$GROUP" >"$W/bg-rollback-$1.log" 2>&1 || die "blue-green: rollback of $id failed: $(tail -3 "$W/bg-rollback-$1.log")"
+	BG_CLI="$(since "$t")"
+	timeout "$DEADLINE" "$G" deployments show "$id" --wait -o json >"$W/bg-$1.json" 2>/dev/null || true
+	BG_BACKS="$BG_BACKS $(jq -r '.error | (capture("in (?<d>[0-9.]+m?s)") | .d) // "?"' "$W/bg-$1.json")/${BG_CLI}s"
+	[[ $(jq -r .state "$W/bg-$1.json") == failed ]] || die "blue-green: $id after its rollback: $(jq -r .state "$W/bg-$1.json")"
+}
 if ! skip blue-green; then
-	if grep -q 'blue-green' <<<"$DEPLOY_HELP"; then
-		push v8 >/dev/null
-		load_start blue-green
-		t0=$(now)
-		if deploy blue-green --strategy blue-green; then
-			swap=$(jq -r '[.traffic.changes[]? | .at] | if length > 1 then "traffic changes from \(.[0]) to \(.[-1])" else "?" end' "$W/blue-green.deploy.json")
-			t1=$(now)
-			if timeout "$DEADLINE" "$G" rollback shop "$GROUP" --wait >"$W/bg-rollback.log" 2>&1; then
-				WORK="blue/green deploy $(since "$t0") s ($swap); rollback $(since "$t1") s (goal < 1 s)"
-			else
-				WORK="blue/green deploy ok; rollback FAILED: $(tail -3 "$W/bg-rollback.log")"
-			fi
-			load_stop
-			must_be_clean blue-green
-		else
-			kill -TERM "$LOAD_PID"
-			wait "$LOAD_PID" || true
-			LOAD_PID=
-			echo "blue-green: not available for this environment's group: $(head -1 "$W/blue-green.deploy.log")"
-		fi
-	else
-		echo "blue-green: not offered by this gantry (deploy --help)"
-	fi
+	load_start blue-green
+	t0=$(now)
+	rounds bg_round
+	push v9 >/dev/null
+	t1=$(now)
+	deploy blue-green --strategy blue-green --keep-original 0s || die "blue-green: deploy v9 failed: $(tail -20 "$W/blue-green.deploy.log")"
+	WORK="$ROUNDS rounds of deploy + rollback (swap after the replacements are UP:$BG_SWAPS; rollback recorded/CLI:$BG_BACKS), then one kept in $(since "$t1") s; web machines now $("$G" env show "$ENV_NAME" -o json | jq -r '[.machines[] | select(.group == "web") | .name] | join(",")')"
+	load_stop
+	must_be_clean blue-green
 fi
 
 # --- weight changes on a local haproxy ---------------------------------------------------------------

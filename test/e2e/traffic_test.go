@@ -145,9 +145,10 @@ func TestLoadgenCounts(t *testing.T) {
 // not interfere: rolling deployments OneAtATime and HalfAtATime, a
 // request in flight for 3 s during a deployment, scale 2 → 6 → 2, 20 load
 // balancer changes in a row (backends added and removed), a bad canary, a
-// good canary, a canary without traffic.
-// Blue/green is not here: environment groups cannot make a replacement
-// fleet yet; TestTrafficBlueGreen runs it on hand-onboarded hosts.
+// good canary, a canary without traffic, then blue/green deployments
+// (envBlueGreen: linear steps and a rollback, all at once, and from the
+// definition's deploy block). TestTrafficBlueGreen runs blue/green on
+// hand-onboarded hosts.
 func TestTrafficShop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a gantry server and examples/shop on the Docker engine (db, 2–6 web, haproxy lb containers) under bench/loadgen; skipped with -short")
@@ -332,6 +333,8 @@ func TestTrafficShop(t *testing.T) {
 			t.Errorf("group revision after the failed canary: %s, want still %s (not %s)", got, before, rev)
 		}
 	})
+
+	t.Run("BlueGreen", func(t *testing.T) { envBlueGreen(t, c.withT(t), env, url, group) })
 }
 
 // checkDrainedAndAllowed: a deployment's traffic changes drained every web
