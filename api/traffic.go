@@ -214,8 +214,9 @@ type DeployTraffic struct {
 	BlueGreen *BlueGreenSpec `json:"blue_green,omitempty"`
 	// Phase: canary (steps running), promoting (the rest of the hosts),
 	// promoted, aborted; blue/green: provisioning (an environment makes
-	// the replacement machines), deploying, shifting, kept (originals
-	// kept), releasing (the losing fleet is removed), done.
+	// the replacement machines), deploying, shifting, blocking (the
+	// originals run their block-traffic events), kept (originals kept),
+	// releasing (the losing fleet is removed), done.
 	Phase string `json:"phase,omitempty"`
 	// Step is the current canary step (0-based); Weight the canary's (or
 	// the replacement fleet's) share of traffic in percent.
@@ -223,11 +224,15 @@ type DeployTraffic struct {
 	Weight int `json:"weight"`
 	// CanaryHosts are the canary's hosts (names); Replacement and
 	// Original the blue/green fleets.
-	CanaryHosts []string         `json:"canary_hosts,omitempty"`
-	Replacement []string         `json:"replacement,omitempty"`
-	Original    []string         `json:"original,omitempty"`
-	Analyses    []CanaryAnalysis `json:"analyses,omitempty"`
-	Failures    int              `json:"failures"`
+	CanaryHosts []string `json:"canary_hosts,omitempty"`
+	Replacement []string `json:"replacement,omitempty"`
+	Original    []string `json:"original,omitempty"`
+	// OriginalHosts are the original hosts' block-traffic steps
+	// (BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic) once the
+	// traffic has moved: state, events and error of each.
+	OriginalHosts []DeploymentHost `json:"original_hosts,omitempty"`
+	Analyses      []CanaryAnalysis `json:"analyses,omitempty"`
+	Failures      int              `json:"failures"`
 	// StepStartedAt is when the current step (or kept period) began.
 	StepStartedAt *time.Time `json:"step_started_at,omitempty"`
 	// Reason says why the strategy promoted, aborted or finished (a

@@ -83,6 +83,13 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 	if prev != nil {
 		res.Previous = prev.Revision
 	}
+	if d.Role == protocol.RoleOriginal {
+		if ev, err := a.originalStep(ctx, execID, d, prev, record); err != nil {
+			return fail(ev, err)
+		}
+		res.Succeeded = true
+		return res
+	}
 	bundlePath, err := a.fetchBundle(ctx, d)
 	if bundlePath != "" {
 		defer os.Remove(bundlePath)
@@ -131,6 +138,40 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 	}
 	res.Succeeded = true
 	return res
+}
+
+// originalStep runs the block-traffic events of an original host of a
+// blue/green deployment (protocol.RoleOriginal): the hooks of the
+// revision installed here, BlockTraffic asked of the server. Nothing is
+// fetched or installed.
+func (a *Agent) originalStep(ctx context.Context, execID string, d *protocol.DeployCommand, prev *lifecycle.Installed, record func(api.LifecycleEvent)) (failedEvent string, err error) {
+	events := appspec.BlueGreenOriginalEvents()
+	if a.cfg.NoExec {
+		now := time.Now().UTC()
+		for _, ev := range events {
+			record(api.LifecycleEvent{Name: ev.Name, State: lifecycle.StateSucceeded, StartedAt: &now, FinishedAt: &now})
+		}
+		return "", nil
+	}
+	r := lifecycle.Runner{Root: a.deployRoot(), Keep: a.cfg.KeepRevisions, OutputCap: d.OutputCap, DestRoot: a.cfg.DestRoot,
+		Traverse: []string{a.cfg.DataDir}}
+	step := lifecycle.Step{
+		DeploymentID: d.DeploymentID, Application: d.Application, GroupName: d.GroupName, GroupID: d.GroupID,
+		Revision: d.Revision, Previous: prev, Events: events, TrafficControl: true,
+		Env: []string{"GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name, "GANTRY_EXECUTION_ID=" + execID,
+			"GANTRY_REVISION=" + d.Revision},
+		Traffic: func(ctx context.Context, event string) (string, error) {
+			return a.trafficRequest(ctx, execID, d, event)
+		},
+	}
+	out, err := r.Run(ctx, step, func(ev lifecycle.EventReport) { record(eventOf(ev)) })
+	if err != nil {
+		return appspec.EventStart, err
+	}
+	if !out.Succeeded {
+		return out.FailedEvent, errors.New(out.Error)
+	}
+	return "", nil
 }
 
 // defaultTrafficWait is the wait for the server's answer to a traffic

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/lb"
 	_ "github.com/gantry-dev/gantry/internal/lb/haproxy" // the default driver
 	"github.com/gantry-dev/gantry/internal/protocol"
@@ -137,7 +138,11 @@ func runLB(ctx context.Context, dataDir string, c protocol.LBCommand) (protocol.
 	case protocol.LBWeights:
 		out, err = lb.Weights(ctx, b, c.Backend, c.Weights)
 	case protocol.LBDrain:
-		out, err = lb.Drain(ctx, b, c.Backend, c.Server, timeout(defaultDrainTimeout))
+		if c.State == api.LBDrain {
+			out, err = lb.DrainKeep(ctx, b, c.Backend, c.Server, c.Weight, timeout(defaultDrainTimeout))
+		} else {
+			out, err = lb.Drain(ctx, b, c.Backend, c.Server, timeout(defaultDrainTimeout))
+		}
 	case protocol.LBAllow:
 		out, err = lb.Allow(ctx, b, c.Backend, c.Server, c.Weight, timeout(defaultAllowTimeout))
 	case protocol.LBRemove:

@@ -174,12 +174,12 @@ func (v *deployView) setDeployment(d api.Deployment) {
 	}
 }
 
-// fleetNote is the phase line of a blue/green deployment of an
-// environment's group ("blue/green: provisioning: waiting for web-2
-// setting up"), "" for others.
+// fleetNote is the phase line of a blue/green deployment
+// ("blue/green: provisioning: waiting for web-2 setting up"), "" for
+// others.
 func fleetNote(d api.Deployment) string {
 	t := d.Traffic
-	if t == nil || !t.ManagedFleet {
+	if t == nil || d.Strategy != api.StrategyBlueGreen || t.Phase == "" {
 		return ""
 	}
 	line := "blue/green: " + t.Phase

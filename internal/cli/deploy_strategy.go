@@ -266,6 +266,20 @@ func printStrategy(w io.Writer, d api.Deployment) {
 		fmt.Fprintf(w, " (%s)", t.Status)
 	}
 	fmt.Fprintln(w)
+	if len(t.OriginalHosts) > 0 {
+		var parts []string
+		for _, h := range t.OriginalHosts {
+			p := h.HostName + " " + h.State
+			if h.Event != "" {
+				p += " (" + h.Event + ")"
+			}
+			if h.Error != "" {
+				p += ": " + h.Error
+			}
+			parts = append(parts, p)
+		}
+		fmt.Fprintf(w, "Original hosts' block-traffic events: %s\n", strings.Join(parts, "; "))
+	}
 	if n := len(t.Analyses); n > 0 {
 		pass, fail, nodata := 0, 0, 0
 		for _, a := range t.Analyses {

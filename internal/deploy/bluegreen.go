@@ -28,19 +28,19 @@ import (
 // Then the traffic moves (phase shifting): all at once, or StepPercent more
 // every StepIntervalMillis, by weights (traffic.ShareWeights): per step
 // one command raising the replacements', then one lowering the originals'
-// (setFleetWeights). At 100 % the originals are put in drain (no new
-// sessions; health checks go on) with their weight back to 100, and kept
-// (phase kept) for KeepOriginalMillis: `gantry rollback APP GROUP` or
+// (setFleetWeights). At 100 % the originals run their block-traffic events
+// (phase blocking, originals.go): BeforeBlockTraffic, BlockTraffic, which
+// puts them in drain (no new sessions; health checks go on) with their
+// weight back to 100, AfterBlockTraffic. Then they are kept (phase kept)
+// for KeepOriginalMillis: `gantry rollback APP GROUP` or
 // `gantry deployments abort ID` then sets the originals ready and the
 // replacements in maint, and the deployment fails (nothing is redeployed).
 // After the keep period (or `deployments promote`) the originals go to
 // maint, the group's selector becomes the replacement selector, and the
 // deployment succeeds.
 //
-// Not done: the originals' BeforeBlockTraffic/AfterBlockTraffic hooks are
-// not run (gantry changes the load balancer for them directly); the
-// replacement hosts run the in-place lifecycle, whose block-traffic events
-// find them in maint already.
+// The replacement hosts run the in-place lifecycle, whose block-traffic
+// events find them in maint already (CodeDeploy runs none there).
 
 // DefaultKeepOriginal is how long a blue/green deployment keeps its
 // original hosts ready to take the traffic back.
@@ -226,7 +226,7 @@ func (e *Engine) blueGreenStep(ctx context.Context, r *run, inProgress int, stop
 			return true, e.blueGreenBack(ctx, r, t, stop)
 		}
 		if !r.strat.applied {
-			if err := e.setFleetWeights(ctx, r, t, traffic.WeightMap(t.Weight, t.Replacement, t.Original), fmt.Sprintf("blue/green: %d%% to the replacement hosts", t.Weight)); err != nil {
+			if err := e.setFleetWeights(ctx, r, t, traffic.WeightMap(t.Weight, t.Replacement, t.Original), shiftDetail(t.Weight)); err != nil {
 				return true, err
 			}
 			r.strat.applied = true
@@ -236,6 +236,17 @@ func (e *Engine) blueGreenStep(ctx context.Context, r *run, inProgress int, stop
 			return true, nil
 		}
 		return true, e.blueGreenShift(ctx, r, t)
+	case PhaseBlocking:
+		if abort || stop {
+			return true, e.blueGreenBack(ctx, r, t, stop)
+		}
+		if !r.strat.applied {
+			if err := e.setFleetWeights(ctx, r, t, traffic.WeightMap(100, t.Replacement, t.Original), shiftDetail(100)); err != nil {
+				return true, err
+			}
+			r.strat.applied = true
+		}
+		return true, e.originalsStep(ctx, r, t)
 	case PhaseKept:
 		if abort || stop {
 			return true, e.blueGreenBack(ctx, r, t, stop)
@@ -275,20 +286,28 @@ func (e *Engine) blueGreenShift(ctx context.Context, r *run, t *api.DeployTraffi
 	now := e.now().UTC()
 	t.Weight, t.StepStartedAt = w, &now
 	if w >= 100 {
-		t.Phase = PhaseKept
+		t.Phase = PhaseBlocking
 	}
 	if err := e.saveTraffic(ctx, r, t); err != nil {
 		return err
 	}
+	r.strat.applied = false
+	if err := e.setFleetWeights(ctx, r, t, traffic.WeightMap(w, t.Replacement, t.Original), shiftDetail(w)); err != nil {
+		return err
+	}
+	r.strat.applied = true
 	if w < 100 {
-		r.strat.applied = false
-		if err := e.setFleetWeights(ctx, r, t, traffic.WeightMap(w, t.Replacement, t.Original), fmt.Sprintf("blue/green: %d%% to the replacement hosts", w)); err != nil {
-			return err
-		}
-		r.strat.applied = true
 		return nil
 	}
-	return e.blueGreenKeep(ctx, r, t)
+	return e.blueGreenBlock(ctx, r, t)
+}
+
+// shiftDetail describes a traffic step of w percent.
+func shiftDetail(w int) string {
+	if w >= 100 {
+		return "blue/green: all the traffic to the replacement hosts"
+	}
+	return fmt.Sprintf("blue/green: %d%% to the replacement hosts", w)
 }
 
 // blueGreenKeep gives the replacement hosts all the traffic and puts the
@@ -303,7 +322,7 @@ func (e *Engine) blueGreenKeep(ctx context.Context, r *run, t *api.DeployTraffic
 	for _, h := range t.Original {
 		w[h] = 0
 	}
-	if err := e.setFleetWeights(ctx, r, t, w, "blue/green: all the traffic to the replacement hosts"); err != nil {
+	if err := e.setFleetWeights(ctx, r, t, w, shiftDetail(100)); err != nil {
 		return err
 	}
 	if err := e.setStates(ctx, r, t.Original, api.LBDrain, traffic.DefaultWeight, "blue/green: original kept, ready to take the traffic back"); err != nil {
@@ -452,7 +471,7 @@ func (e *Engine) rollbackBlueGreen(ctx context.Context, id string) (api.Deployme
 		phase = r.d.Traffic.Phase
 	}
 	e.mu.Unlock()
-	if phase != PhaseShifting && phase != PhaseKept {
+	if phase != PhaseShifting && phase != PhaseBlocking && phase != PhaseKept {
 		return api.Deployment{}, false, nil
 	}
 	d, err := e.Abort(ctx, id)

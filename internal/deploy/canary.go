@@ -61,6 +61,8 @@ type stratState struct {
 	// lbFailing: the last change failed (a retry's failure is not
 	// recorded again).
 	lbFailing bool
+	// origJob: the blue/green original hosts' job exists (originals.go).
+	origJob bool
 }
 
 // strategyStep runs the strategy-specific part of a step. It returns true
@@ -91,6 +93,9 @@ func cloneTraffic(t *api.DeployTraffic) *api.DeployTraffic {
 	c.CanaryHosts = append([]string(nil), t.CanaryHosts...)
 	c.Replacement = append([]string(nil), t.Replacement...)
 	c.Original = append([]string(nil), t.Original...)
+	if t.OriginalHosts != nil {
+		c.OriginalHosts = append([]api.DeploymentHost{}, t.OriginalHosts...)
+	}
 	c.Analyses = append([]api.CanaryAnalysis(nil), t.Analyses...)
 	if t.StepStartedAt != nil {
 		at := *t.StepStartedAt

@@ -619,6 +619,11 @@ func (e *Engine) finish(ctx context.Context, r *run, state, reason string) error
 		delete(e.byExec, execID(d.ID, h.HostID))
 		delete(e.progress, execID(d.ID, h.HostID))
 	}
+	if d.Traffic != nil {
+		for _, h := range d.Traffic.OriginalHosts {
+			delete(e.byExec, origExecID(d.ID, h.HostID))
+		}
+	}
 	e.mu.Unlock()
 	e.markAttempts(*d)
 	e.log.Info("deployment finished", "deployment", d.ID, "state", state, "error", reason)

@@ -118,7 +118,9 @@ func (f *fakeLB) Do(ctx context.Context, lbHost string, cmd protocol.LBCommand) 
 			if ready == 0 {
 				return protocol.LBResult{Error: "refused: last ready server"}, errors.New("refused: last ready server")
 			}
-			state = api.LBMaint
+			if state != api.LBDrain { // State drain: kept in drain (lb.DrainKeep)
+				state = api.LBMaint
+			}
 		}
 		if state != "" && state != s.state {
 			if state == api.LBReady {
@@ -268,7 +270,8 @@ func (f *fakeFleet) run(jobID string, x api.Execution) {
 			fail(appspec.EventBlockTraffic, rep.Error)
 		}
 	}
-	if res.Succeeded {
+	original := cmd.Role == protocol.RoleOriginal // BlockTraffic only, nothing installed
+	if res.Succeeded && !original {
 		f.lb.mu.Lock()
 		if s := f.lb.srv[x.HostName]; s != nil {
 			s.rev = cmd.Revision
@@ -278,7 +281,7 @@ func (f *fakeFleet) run(jobID string, x api.Execution) {
 			fail("ValidateService", "validate failed")
 		}
 	}
-	if res.Succeeded && cmd.Traffic {
+	if res.Succeeded && cmd.Traffic && !original {
 		rep := e.Traffic(f.ctx, x.HostID, protocol.TrafficRequest{ExecID: x.ID, DeploymentID: cmd.DeploymentID, Event: appspec.EventAllowTraffic})
 		if rep.Error != "" {
 			fail(appspec.EventAllowTraffic, rep.Error)

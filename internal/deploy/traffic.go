@@ -11,6 +11,7 @@ import (
 	"github.com/gantry-dev/gantry/api"
 	"github.com/gantry-dev/gantry/internal/appspec"
 	"github.com/gantry-dev/gantry/internal/protocol"
+	"github.com/gantry-dev/gantry/internal/traffic"
 	"github.com/gantry-dev/gantry/internal/validate"
 )
 
@@ -184,6 +185,14 @@ func (e *Engine) trafficDo(ctx context.Context, r *run, host api.DeploymentHost,
 	case appspec.EventBlockTraffic:
 		cmd.Op, cmd.TimeoutMillis = protocol.LBDrain, drainTimeout(lb).Milliseconds()
 		change.Action = api.LBDrain
+		e.mu.Lock()
+		orig := originalOf(r, host.HostID, req.ExecID) != nil
+		e.mu.Unlock()
+		if orig {
+			// Kept in drain at full weight: ready to take the traffic back.
+			cmd.State, cmd.Weight = api.LBDrain, traffic.DefaultWeight
+			change.Weight = traffic.DefaultWeight
+		}
 	case appspec.EventAllowTraffic:
 		cmd.Op, cmd.TimeoutMillis = protocol.LBAllow, AllowTimeout.Milliseconds()
 		cmd.Weight = e.allowWeight(r, host.HostName)
@@ -238,6 +247,10 @@ func (e *Engine) trafficCheck(hostID string, req protocol.TrafficRequest) (*run,
 		if r.d.Hosts[i].HostID == hostID {
 			host = &r.d.Hosts[i]
 		}
+	}
+	if o := originalOf(r, hostID, req.ExecID); host == nil && o != nil && req.Event == appspec.EventBlockTraffic && r.group.LoadBalancer != nil {
+		// A blue/green original host's BlockTraffic (originals.go).
+		return r, *o, *r.group.LoadBalancer, nil
 	}
 	switch {
 	case host == nil:

@@ -70,10 +70,18 @@ func Serving(s api.LBServerStatus) bool {
 // refuses, changing nothing, when the server is the last of its backend
 // that is ready and UP. A server already in maint is left as it is.
 func Drain(ctx context.Context, b Balancer, backend, server string, timeout time.Duration) (Outcome, error) {
-	return drain(ctx, b, backend, server, timeout, true)
+	return drain(ctx, b, backend, server, timeout, true, api.LBMaint, -1)
 }
 
-func drain(ctx context.Context, b Balancer, backend, server string, timeout time.Duration, guard bool) (Outcome, error) {
+// DrainKeep drains as Drain does, but leaves the server in drain with
+// weight (when >= 0) instead of maint: it takes no new session, its
+// health checks go on, and one change (ready) lets it take traffic again.
+// The original hosts of a blue/green deployment are kept so.
+func DrainKeep(ctx context.Context, b Balancer, backend, server string, weight int, timeout time.Duration) (Outcome, error) {
+	return drain(ctx, b, backend, server, timeout, true, api.LBDrain, weight)
+}
+
+func drain(ctx context.Context, b Balancer, backend, server string, timeout time.Duration, guard bool, final string, weight int) (Outcome, error) {
 	start := time.Now()
 	unlock := Lock(b)
 	s, all, err := Find(ctx, b, backend, server)
@@ -125,14 +133,22 @@ func drain(ctx context.Context, b Balancer, backend, server string, timeout time
 			return Outcome{}, fmt.Errorf("draining %s: %w", server, err)
 		}
 	}
-	if err := b.Set(ctx, backend, server, api.LBMaint, -1); err != nil {
-		return Outcome{}, err
+	if final != api.LBDrain || weight >= 0 {
+		if err := b.Set(ctx, backend, server, final, weight); err != nil {
+			return Outcome{}, err
+		}
 	}
 	took := time.Since(start)
-	if timedOut {
-		return Outcome{TimedOut: true, Detail: fmt.Sprintf("%d sessions still open after %s (the drain timeout); put in maint anyway", initial, secs(took))}, nil
+	then := "put in maint anyway"
+	kept := ""
+	if final == api.LBDrain {
+		then = "kept in drain anyway"
+		kept = fmt.Sprintf("; kept in drain (weight %d), ready to take traffic again", weight)
 	}
-	return Outcome{Detail: fmt.Sprintf("drained %d sessions in %s", initial, secs(took))}, nil
+	if timedOut {
+		return Outcome{TimedOut: true, Detail: fmt.Sprintf("%d sessions still open after %s (the drain timeout); %s", initial, secs(took), then)}, nil
+	}
+	return Outcome{Detail: fmt.Sprintf("drained %d sessions in %s%s", initial, secs(took), kept)}, nil
 }
 
 // Allow lets backend's server in: its health is forced down, its state set
@@ -189,7 +205,7 @@ func Allow(ctx context.Context, b Balancer, backend, server string, weight int, 
 // Remove drains backend's server (as Drain, without the last-server
 // guard) and deletes it.
 func Remove(ctx context.Context, b Balancer, backend, server string, timeout time.Duration) (Outcome, error) {
-	out, err := drain(ctx, b, backend, server, timeout, false)
+	out, err := drain(ctx, b, backend, server, timeout, false, api.LBMaint, -1)
 	if err != nil {
 		return out, err
 	}

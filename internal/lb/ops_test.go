@@ -119,3 +119,36 @@ func TestWeightsRaiseBeforeLowering(t *testing.T) {
 		t.Fatalf("weights set in the order %s, want c,d,a,b (those going up first)", got)
 	}
 }
+
+// DrainKeep waits for the sessions like Drain, then leaves the server in
+// drain at the given weight, not in maint (a blue/green original kept
+// ready to take the traffic back); its sessions ending are waited for.
+func TestDrainKeep(t *testing.T) {
+	f := newFake("a", "b")
+	f.servers[0].Weight, f.servers[0].Sessions = 0, 1
+	go func() {
+		// The last session ends while DrainKeep polls.
+		for range 200 {
+			f.mu.Lock()
+			draining := f.servers[0].State == api.LBDrain
+			if draining {
+				f.servers[0].Sessions = 0
+			}
+			f.mu.Unlock()
+			if draining {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	out, err := DrainKeep(context.Background(), f, "web", "a", 100, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.TimedOut || !strings.Contains(out.Detail, "drained 1 sessions") || !strings.Contains(out.Detail, "kept in drain (weight 100)") {
+		t.Fatalf("outcome %+v", out)
+	}
+	if s := f.servers[0]; s.State != api.LBDrain || s.Weight != 100 {
+		t.Fatalf("server a after DrainKeep: %s weight %d, want drain 100", s.State, s.Weight)
+	}
+}

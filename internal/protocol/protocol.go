@@ -67,7 +67,16 @@ type DeployCommand struct {
 	// answer to a TrafficRequest (the drain timeout and the wait for the
 	// host to be UP, with margins); 0: 10 minutes.
 	TrafficTimeoutMillis int64 `json:"traffic_timeout_ms,omitempty"`
+	// Role is "" to deploy Revision, or RoleOriginal.
+	Role string `json:"role,omitempty"`
 }
+
+// RoleOriginal is the deploy command of an original host of a blue/green
+// deployment once the traffic has moved: it runs BeforeBlockTraffic,
+// BlockTraffic and AfterBlockTraffic (appspec.BlueGreenOriginalEvents),
+// their hooks from the revision installed on the host; no bundle is
+// fetched and nothing is installed.
+const RoleOriginal = "blue-green-original"
 
 // CancelCommand kills a running command's processes.
 type CancelCommand struct {
@@ -192,7 +201,8 @@ const (
 	// LBWeights sets the weights of several servers of Backend at once.
 	LBWeights = "weights"
 	// LBDrain puts Server in drain, waits until its sessions are 0 or
-	// Timeout passed, then puts it in maint. Refused when it would leave
+	// Timeout passed, then puts it in maint (with State drain: leaves it
+	// in drain, with Weight when >= 0). Refused when it would leave
 	// Backend without a ready server that is UP.
 	LBDrain = "drain"
 	// LBAllow lets Server in: health forced down, state ready, then it

@@ -455,6 +455,43 @@ func TestTrafficBlueGreen(t *testing.T) {
 			t.Errorf("replacement %s's traffic hooks of v3 did not run: %q", h, trace)
 		}
 	}
+	// The originals ran their block-traffic events (CodeDeploy's
+	// blue/green order: after the replacements were let in), with the
+	// hooks of the revision they have: v1, in run 1 and again in run 2.
+	var lastAllow time.Time
+	for _, h := range green {
+		for _, ev := range c.deploymentHost(d3.ID, h).Events {
+			if ev.Name == "AfterAllowTraffic" && ev.FinishedAt != nil && ev.FinishedAt.After(lastAllow) {
+				lastAllow = *ev.FinishedAt
+			}
+		}
+	}
+	if len(d3.Traffic.OriginalHosts) != len(blue) {
+		t.Errorf("run 2: original host steps %+v, want one for each of %v", d3.Traffic.OriginalHosts, blue)
+	}
+	for _, oh := range d3.Traffic.OriginalHosts {
+		var names []string
+		var before *time.Time
+		for _, ev := range oh.Events {
+			names = append(names, ev.Name)
+			if ev.Name == "BeforeBlockTraffic" {
+				before = ev.StartedAt
+			}
+		}
+		want := []string{"Start", "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "End"}
+		if oh.State != api.HostDeploySucceeded || !slices.Equal(names, want) {
+			t.Errorf("run 2: original %s: %s, events %q (%s), want succeeded, %q", oh.HostName, oh.State, names, oh.Error, want)
+		}
+		if before == nil || before.Before(lastAllow) {
+			t.Errorf("run 2: original %s began BeforeBlockTraffic at %v, before the replacements' last AfterAllowTraffic ended (%v)", oh.HostName, before, lastAllow)
+		}
+		trace := readLines(t, filepath.Join(dir, "trace-"+oh.HostName))
+		for _, hook := range []string{"BeforeBlockTraffic v1", "AfterBlockTraffic v1"} {
+			if n := countOf(trace, hook); n != 2 {
+				t.Errorf("original %s ran %q %d times, want 2 (runs 1 and 2): %q", oh.HostName, hook, n, trace)
+			}
+		}
+	}
 	if g := c.group("shop", "web"); g.Selector != "color=green" || g.Revision != d3.Revision {
 		t.Errorf("group after run 2: selector %q revision %q, want color=green %s", g.Selector, g.Revision, d3.Revision)
 	}
@@ -483,4 +520,15 @@ func TestTrafficBlueGreen(t *testing.T) {
 		t.Errorf("%d probe requests failed: %q", len(pf), pf[:min(5, len(pf))])
 	}
 	t.Logf("TestTrafficBlueGreen took %s", time.Since(began).Round(100*time.Millisecond))
+}
+
+// countOf counts the lines equal to s.
+func countOf(lines []string, s string) int {
+	n := 0
+	for _, l := range lines {
+		if l == s {
+			n++
+		}
+	}
+	return n
 }

@@ -77,6 +77,10 @@ func envBlueGreen(t *testing.T, c *cluster, env, url, group string) {
 			t.Errorf("no 50%% step recorded:\n%s", trafficChanges(d))
 		}
 		servesOnly(t, url, "v8", 20)
+		// The environment cannot be scaled meanwhile: it says by what.
+		if r := c.gantry("scale", "--env", env, "web=3"); r.code == 0 || !strings.Contains(r.stderr, "blue/green deployment") || !strings.Contains(r.stderr, d.ID) {
+			t.Errorf("gantry scale during a blue/green deployment: exit %d\n%s\nwant refused, naming deployment %s", r.code, r.stderr, d.ID)
+		}
 
 		began = time.Now()
 		rb := c.gantry("rollback", "shop", group, "-o", "json")
@@ -122,6 +126,14 @@ func envBlueGreen(t *testing.T, c *cluster, env, url, group string) {
 		t.Logf("blue/green v9 all at once, keep 0: %s in %.1f s; swap %s; load: %s\ntraffic changes:\n%s", d.State, took.Seconds(), swapTime(d), s, trafficChanges(d))
 		if s.Failed != 0 {
 			t.Errorf("%d of %d requests failed during the blue/green deployment:\n%s", s.Failed, s.Requests, s.failures())
+		}
+		for _, oh := range d.Traffic.OriginalHosts {
+			if oh.State != api.HostDeploySucceeded || !slices.ContainsFunc(oh.Events, func(ev api.LifecycleEvent) bool { return ev.Name == "BlockTraffic" && ev.State == "succeeded" }) {
+				t.Errorf("original %s: %s %q, events %+v: want its block-traffic events succeeded", oh.HostName, oh.State, oh.Error, oh.Events)
+			}
+		}
+		if len(d.Traffic.OriginalHosts) != len(originals) {
+			t.Errorf("original host steps %+v, want one for each of %v", d.Traffic.OriginalHosts, originals)
 		}
 		got := webNames()
 		if len(got) != 2 || slices.ContainsFunc(got, func(n string) bool { return slices.Contains(originals, n) }) || !slices.Equal(got, d.Traffic.Replacement) {

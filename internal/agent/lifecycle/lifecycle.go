@@ -88,6 +88,11 @@ type Step struct {
 	// event EventHealthCheck right after ValidateService, and its error
 	// fails the step.
 	HealthCheck func(ctx context.Context) error
+	// Events, if set, are the events run instead of the in-place ones,
+	// with no new revision (BundlePath unused, nothing installed): the
+	// original host of a blue/green deployment runs
+	// appspec.BlueGreenOriginalEvents, its hooks from Previous.
+	Events []appspec.Event
 }
 
 // EventHealthCheck is the name under which Step.HealthCheck is reported.
@@ -211,15 +216,22 @@ func (r *Runner) Run(ctx context.Context, step Step, report func(EventReport)) (
 	}
 	x := &run{r: r, step: step, report: report}
 	var res Result
-	for _, ev := range appspec.InPlaceEvents(step.TrafficControl) {
+	events := step.Events
+	if events == nil {
+		events = appspec.InPlaceEvents(step.TrafficControl)
+	}
+	for _, ev := range events {
 		if res.FailedEvent != "" {
 			report(EventReport{Event: ev.Name, State: StateSkipped,
 				Error: fmt.Sprintf("not run: %s failed", res.FailedEvent)})
 			continue
 		}
 		if ev.FromPreviousRevision && step.Previous == nil {
-			report(EventReport{Event: ev.Name, State: StateSkipped,
-				Error: "first deployment of the application to this host: no previous revision"})
+			why := "first deployment of the application to this host: no previous revision"
+			if step.Events != nil {
+				why = "no revision of the application is installed on this host"
+			}
+			report(EventReport{Event: ev.Name, State: StateSkipped, Error: why})
 			continue
 		}
 		if err := x.event(ctx, ev); err != nil {
@@ -236,6 +248,9 @@ func (r *Runner) Run(ctx context.Context, step Step, report func(EventReport)) (
 		return res, nil
 	}
 	res.Succeeded = true
+	if step.Events != nil {
+		return res, nil // nothing installed: no record, no pruning
+	}
 	res.Installed = Installed{Revision: step.Revision, Dir: x.dir, AppSpec: x.specRaw, InstalledFiles: x.installed}
 	prev := ""
 	if step.Previous != nil {

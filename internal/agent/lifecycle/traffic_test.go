@@ -119,3 +119,67 @@ func TestTrafficRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginalHostEvents: Step.Events = BlueGreenOriginalEvents runs the
+// block-traffic events only, their hooks from the installed revision, the
+// server asked at BlockTraffic; nothing is installed (the record of the
+// installed revision stays), and without an installed revision the hooks
+// are skipped, not failed.
+func TestOriginalHostEvents(t *testing.T) {
+	e := newEnv(t)
+	if res, _ := e.trafficStep(traceBundle(t, "rev1"), true, ""); !res.Succeeded {
+		t.Fatalf("first step failed: %+v", res)
+	}
+	os.Remove(e.trace)
+	run := func(prev *Installed) (Result, []EventReport) {
+		var reps []EventReport
+		res, err := e.runner.Run(context.Background(), Step{
+			DeploymentID: "d-t", Application: "web", GroupName: "prod", GroupID: "g-1", Revision: "r9", Previous: prev,
+			TrafficControl: true, Env: []string{"GANTRY_TRACE=" + e.trace}, Events: appspec.BlueGreenOriginalEvents(),
+			Traffic: func(_ context.Context, event string) (string, error) {
+				f, _ := os.OpenFile(e.trace, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+				f.WriteString("LB " + event + "\n")
+				f.Close()
+				return "kept in drain", nil
+			},
+		}, func(r EventReport) { reps = append(reps, r) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, reps
+	}
+	res, reps := run(e.prev)
+	if !res.Succeeded || res.Installed.Revision != "" {
+		t.Fatalf("original step: %+v, want succeeded with nothing installed", res)
+	}
+	want := []string{"rev1 BeforeBlockTraffic d-t", "LB BlockTraffic", "rev1 AfterBlockTraffic d-t"}
+	if got := e.readTrace(); !slices.Equal(got, want) {
+		t.Fatalf("ran:\n got %q\nwant %q", got, want)
+	}
+	var names []string
+	for _, r := range reps {
+		if r.State != StateRunning {
+			names = append(names, r.Event)
+		}
+	}
+	if wantEv := []string{"Start", "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "End"}; !slices.Equal(names, wantEv) {
+		t.Fatalf("events %q, want %q", names, wantEv)
+	}
+	if _, err := os.Stat(e.prev.Dir); err != nil {
+		t.Fatalf("the installed revision's directory is gone after an original step: %v", err)
+	}
+
+	os.Remove(e.trace)
+	res, reps = run(nil)
+	if !res.Succeeded {
+		t.Fatalf("original step without an installed revision: %+v", res)
+	}
+	for _, r := range reps {
+		if (r.Event == appspec.EventBeforeBlockTraffic || r.Event == appspec.EventAfterBlockTraffic) && r.State != StateSkipped {
+			t.Fatalf("%s %s without an installed revision, want skipped", r.Event, r.State)
+		}
+	}
+	if got := e.readTrace(); !slices.Equal(got, []string{"LB BlockTraffic"}) {
+		t.Fatalf("without an installed revision ran %q, want only the server's BlockTraffic", got)
+	}
+}
