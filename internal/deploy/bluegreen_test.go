@@ -42,9 +42,18 @@ func TestBlueGreenSwap(t *testing.T) {
 	if got.State != api.DeploySucceeded || got.Traffic.Phase != PhaseDone {
 		t.Fatalf("blue/green ended %s phase %s: %s", got.State, got.Traffic.Phase, got.Error)
 	}
+	checkSwapped(t, s, "role=green")
+}
+
+// checkSwapped: after a blue/green deployment of r-good2 the replacements
+// green1 and green2 serve it at full weight, the originals web1 and web2
+// are in maint, the group has the selector and the revision, and no
+// request found the backend without a ready server.
+func checkSwapped(t *testing.T, s *stratEnv, selector string) {
+	t.Helper()
 	for _, n := range []string{"green1", "green2"} {
-		if srv := s.lb.server(n); srv.state != api.LBReady || srv.weight != 100 {
-			t.Errorf("replacement %s: %s weight %d, want ready 100", n, srv.state, srv.weight)
+		if srv := s.lb.server(n); srv.state != api.LBReady || srv.weight != 100 || srv.rev != "r-good2" {
+			t.Errorf("replacement %s: %s weight %d revision %q, want ready 100 r-good2", n, srv.state, srv.weight, srv.rev)
 		}
 	}
 	for _, n := range []string{"web1", "web2"} {
@@ -54,8 +63,8 @@ func TestBlueGreenSwap(t *testing.T) {
 	}
 	g, err := s.st.GetGroup(context.Background(), "shop", "web")
 	must(t, err)
-	if g.Selector != "role=green" || g.Revision != "r-good2" {
-		t.Errorf("group after blue/green: selector %q revision %q, want role=green r-good2", g.Selector, g.Revision)
+	if g.Selector != selector || g.Revision != "r-good2" {
+		t.Errorf("group after blue/green: selector %q revision %q, want %s r-good2", g.Selector, g.Revision, selector)
 	}
 	if n := s.lb.noReadyCount(); n != 0 {
 		t.Errorf("%d requests found no ready server during the swap", n)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -379,17 +380,27 @@ type busyDeployer struct {
 
 func (d *busyDeployer) HostBusy(id string) bool { return d.busy[id] }
 
-func TestScaleInKeepsMachinesInADeployment(t *testing.T) {
+// webMachines gives the harness n machines of group web (hosts h-web-I)
+// whose busy hosts are in a deployment.
+func webMachines(t *testing.T, n int, busy ...string) (*harness, []*Resource) {
 	h := newHarness(t)
-	dep := &busyDeployer{busy: map[string]bool{"h-web-3": true}}
+	dep := &busyDeployer{busy: map[string]bool{}}
+	for _, b := range busy {
+		dep.busy[b] = true
+	}
 	h.e.dep = dep
 	h.e.lc.byName = map[string]store.HostRecord{}
 	var existing []*Resource
-	for i := 0; i < 4; i++ {
+	for i := 0; i < n; i++ {
 		name := machineName("s", "web", i, false)
 		existing = append(existing, &Resource{Address: machineAddress("web", i, false), Kind: KindMachine, Group: "web", Index: i, Name: name})
-		h.e.lc.byName[name] = store.HostRecord{Host: api.Host{ID: "h-web-" + string(rune('0'+i)), Name: name}}
+		h.e.lc.byName[name] = store.HostRecord{Host: api.Host{ID: fmt.Sprintf("h-web-%d", i), Name: name}}
 	}
+	return h, existing
+}
+
+func TestScaleInKeepsMachinesInADeployment(t *testing.T) {
+	h, existing := webMachines(t, 4, "h-web-3")
 	if got := h.e.chooseKept(existing, 2, false, nil); len(got) != 2 || got[0] != 0 || got[1] != 3 {
 		t.Fatalf("scale 4 -> 2 keeps %v, want [0 3] (web-3 is in a deployment, then the lowest indexes)", got)
 	}
