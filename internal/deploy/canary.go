@@ -97,6 +97,7 @@ func cloneTraffic(t *api.DeployTraffic) *api.DeployTraffic {
 		c.OriginalHosts = append([]api.DeploymentHost{}, t.OriginalHosts...)
 	}
 	c.Analyses = append([]api.CanaryAnalysis(nil), t.Analyses...)
+	c.Changes = append([]api.TrafficChange(nil), t.Changes...)
 	if t.StepStartedAt != nil {
 		at := *t.StepStartedAt
 		c.StepStartedAt = &at
@@ -134,7 +135,8 @@ func (e *Engine) saveTraffic(ctx context.Context, r *run, t *api.DeployTraffic) 
 	if r.d.Traffic != nil {
 		t.Changes = r.d.Traffic.Changes
 	}
-	r.d.Traffic = t
+	// The run keeps its own copy: the caller may go on changing t.
+	r.d.Traffic = cloneTraffic(t)
 	e.mu.Unlock()
 	e.publishDeployment(r)
 	return nil

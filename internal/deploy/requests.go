@@ -224,6 +224,11 @@ func (e *Engine) Watch(ctx context.Context, id string) (api.Deployment, *Watcher
 func (e *Engine) publishDeployment(r *run) {
 	e.mu.Lock()
 	c := r.d
+	if c.Traffic != nil {
+		// The watchers get their own copy: the engine goes on changing
+		// the run's.
+		c.Traffic = cloneTraffic(c.Traffic)
+	}
 	e.mu.Unlock()
 	c.Hosts = nil
 	e.watchers.Publish(c.ID, api.DeploymentEvent{Type: "deployment", Deployment: &c})

@@ -178,12 +178,19 @@ func (e *Engine) Provision(ctx context.Context, d api.Deployment) ([]deploy.Flee
 // environment's definition, which makes its machines.
 func (e *Engine) provisionFleet(ctx context.Context, env, group string, d api.Deployment) error {
 	var before []string
+	ended := false
 	err := e.updateState(ctx, env, "blue/green "+d.ID, func(st *State) error {
 		if st.Resources["group."+group] == nil {
 			return fmt.Errorf("group %s is no longer in environment %s", group, env)
 		}
 		if rp := st.Replacing[group]; rp != nil {
 			before = rp.Before
+			return nil
+		}
+		// The deployment may have ended, or be ending (aborted,
+		// stopped), while this waited for the lock: then nothing is made.
+		if cur, err := e.st.GetDeployment(ctx, d.ID); err != nil || api.DeployDone(cur.State) || cur.Traffic != nil && cur.Traffic.Phase == deploy.PhaseReleasing {
+			ended = true
 			return nil
 		}
 		orig := map[string]bool{}
@@ -209,6 +216,9 @@ func (e *Engine) provisionFleet(ctx context.Context, env, group string, d api.De
 	})
 	if err != nil {
 		return e.fleetFailed(ctx, env, group, d.ID, err)
+	}
+	if ended {
+		return nil
 	}
 	_, err = e.Apply(ctx, env, api.EnvRequest{Who: "blue/green " + d.ID, LockTimeoutSeconds: 600}, func(ev api.ApplyEvent) {
 		if ev.Type == "error" || ev.Error != "" {
@@ -308,6 +318,14 @@ func (e *Engine) Release(ctx context.Context, d api.Deployment, keepReplacements
 	}
 	rp := st.Replacing[group]
 	if rp == nil || rp.Deployment != d.ID {
+		// Not recorded yet: a make that still waits for the lock records
+		// it, and its machines must then go too.
+		e.fops.mu.Lock()
+		making := e.fops.running[env+"/"+group] == "make"
+		e.fops.mu.Unlock()
+		if making {
+			return false, "waiting for the replacement machines to be made before removing them", nil
+		}
 		return true, "", nil
 	}
 	return false, e.releaseFleet(env, group, st, rp, keepReplacements), nil

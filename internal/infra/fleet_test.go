@@ -1,11 +1,15 @@
 package infra
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gantry-dev/gantry/api"
+	"github.com/gantry-dev/gantry/internal/store"
 )
 
 // fleetState is an environment "s" with machines web[0..webN-1] and
@@ -189,5 +193,28 @@ func TestChooseKeptPrefers(t *testing.T) {
 	count, prefer = fleetPlan(st, "web", 2)
 	if got := h.e.chooseKept(st.machines("web"), count, false, prefer); !slices.Equal(got, []int{0, 1, 2, 3}) {
 		t.Errorf("ready: kept %v, want [0 1 2 3]", got)
+	}
+}
+
+// Release before the replacement fleet is recorded: while the make that
+// records it still runs (waiting for the environment's lock), the
+// deployment must wait, or the machines made afterwards would stay; with
+// no make running there is nothing to remove.
+func TestReleaseWaitsForMake(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	st := fleetState(2, nil)
+	st.Resources["group.web"] = &Resource{Address: "group.web", Kind: KindGroup, Group: "web", Spec: &GroupRecord{App: "shop", DeployGroup: "s-web"}}
+	if err := h.st.SaveEnvironment(ctx, store.Environment{Name: "s", Serial: 1, State: stateJSON(st), Definition: []byte{}, Vars: []byte("[]")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	d := api.Deployment{ID: "d-1", App: "shop", Group: "s-web"}
+	h.e.fops.running = map[string]string{"s/web": "make"}
+	if done, status, err := h.e.Release(ctx, d, false); err != nil || done || !strings.Contains(status, "made") {
+		t.Fatalf("Release while the make runs: done %v, status %q, err %v; want not done, waiting for the make", done, status, err)
+	}
+	delete(h.e.fops.running, "s/web")
+	if done, _, err := h.e.Release(ctx, d, false); err != nil || !done {
+		t.Fatalf("Release with no record and no make: done %v, err %v; want done", done, err)
 	}
 }
