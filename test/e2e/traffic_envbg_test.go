@@ -21,9 +21,15 @@ import (
 // period: the traffic goes back to the original machines in under a
 // second, the replacement machines are removed, the group keeps its
 // machines (same names) and the url serves the old version. Then one that
-// succeeds with keep_original 0: the original machines are removed and
-// the group is the replacement machines. Both with 0 failed requests.
-func envBlueGreen(t *testing.T, c *cluster, env, url, group string) {
+// succeeds with keep_original 0, the server killed (kill -9) while the
+// replacement machines are set up: the original machines are removed and
+// the group is the replacement machines. Then the same from the
+// definition's deploy block. All with 0 failed requests.
+//
+// root is the test's cluster (not a subtest's copy): the server restarted
+// by a subtest must outlive it.
+func envBlueGreen(t *testing.T, root *cluster, env, url, group string) {
+	c := root.withT(t)
 	webNames := func() []string {
 		var out []string
 		for _, m := range machines(c.env(env), "web") {
@@ -113,17 +119,38 @@ func envBlueGreen(t *testing.T, c *cluster, env, url, group string) {
 		servesOnly(t, url, oldVersion, 20)
 	})
 
-	t.Run("AllAtOnceKeepZero", func(t *testing.T) {
+	// All at once, nothing kept, and the server killed (kill -9) while
+	// the replacement machines are being set up: the restarted server
+	// goes on from what it stored, the load balancer serves throughout,
+	// and the group ends as the replacement machines.
+	t.Run("AllAtOnceServerKilled", func(t *testing.T) {
 		c := c.withT(t)
 		c.waitIdle(group)
 		originals := webNames()
 		rev := c.pushShop("v9", 0)
 		lg := startLoad(t, url, loadClients, "-rate", loadRate)
 		began := time.Now()
-		d := c.deployWait(0, "deploy", "shop", group, "--strategy", "blue-green", "--keep-original", "0s")
+		r := c.gantry("deploy", "shop", group, "--strategy", "blue-green", "--keep-original", "0s", "-o", "json")
+		r.ok(t)
+		var d api.Deployment
+		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || d.ID == "" {
+			t.Fatalf("deploy -o json: %v\n%s", err, r.stdout)
+		}
+		var status string
+		eventually(t, 2*time.Minute, "the replacement machines are being set up", func() (bool, string) {
+			d = c.deployment(d.ID)
+			if d.Traffic != nil {
+				status = d.Traffic.Status
+			}
+			return d.Traffic != nil && d.Traffic.Phase == "provisioning" && strings.HasPrefix(status, "waiting for"),
+				fmt.Sprintf("state %s, status %q", d.State, status)
+		})
+		root.server.kill()
+		root.startServer()
+		d = c.deployWait(0, "deployments", "show", d.ID)
 		took := time.Since(began)
 		s := lg.stop()
-		t.Logf("blue/green v9 all at once, keep 0: %s in %.1f s; swap %s; load: %s\ntraffic changes:\n%s", d.State, took.Seconds(), swapTime(d), s, trafficChanges(d))
+		t.Logf("blue/green v9 all at once, keep 0, server killed at %q: %s in %.1f s; swap %s; load: %s\ntraffic changes:\n%s", status, d.State, took.Seconds(), swapTime(d), s, trafficChanges(d))
 		if s.Failed != 0 {
 			t.Errorf("%d of %d requests failed during the blue/green deployment:\n%s", s.Failed, s.Requests, s.failures())
 		}
