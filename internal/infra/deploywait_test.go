@@ -92,6 +92,23 @@ func TestDeploymentByHandWinsUntilTheNextApply(t *testing.T) {
 	if err := h.e.lc.ensureDeployments(ctx, st, []machineView{online}); err != nil || dep.tries != 0 {
 		t.Fatalf("the environment deployed over the deployment by hand: %d tries, %v", dep.tries, err)
 	}
+	// A canary of r-4 by hand that failed and was rolled back to r-2: the
+	// rollback is the last deployment, the hand deployment still wins.
+	for i, d := range []api.Deployment{
+		{ID: "d-canary", Revision: "r-4", State: api.DeployFailed, Kind: "deploy", RolledBackBy: "d-rb"},
+		{ID: "d-rb", Revision: "r-2", State: api.DeploySucceeded, Kind: "rollback", RollbackOf: "d-canary"},
+	} {
+		d.App, d.Group, d.GroupID, d.Config, d.CreatedAt = "shop", "e-web", "g-1", "OneAtATime", applied.Add(time.Duration(40+i)*time.Second)
+		if err := h.st.CreateDeployment(ctx, d, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.e.lc.wantedRevision(ctx, g, rec); got != "r-2" {
+		t.Fatalf("after a failed canary by hand and its rollback: wanted %s, want r-2 (the group's current revision)", got)
+	}
+	if err := h.e.lc.ensureDeployments(ctx, st, []machineView{online}); err != nil || dep.tries != 0 {
+		t.Fatalf("the environment deployed over the rolled-back canary: %d tries, %v", dep.tries, err)
+	}
 	// An apply that sets a revision after it: the definition wins again.
 	rec.Revision, rec.RevisionSetAt = "r-3", time.Now().UTC()
 	if got := h.e.lc.wantedRevision(ctx, g, rec); got != "r-3" {

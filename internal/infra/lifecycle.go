@@ -457,16 +457,33 @@ func (l *lifecycle) ensureDeployments(ctx context.Context, st *State, views []ma
 
 // wantedRevision is the revision a group's machines should run: the one
 // the last apply set (rec.Revision), unless a deployment of another
-// revision was made by hand since then (`gantry deploy`, a canary): then the group's current revision, the last one that
+// revision was made by hand since then (`gantry deploy`, a canary, a
+// blue/green deployment; whether it succeeded, failed or was rolled back
+// since): then the group's current revision, the last one that
 // succeeded. The environment never deploys over such a deployment; the
 // next apply that changes the definition's revision does.
+//
+// Every deployment since the apply counts, not only the last one: a
+// failed canary's rollback (kind rollback) is the last, and the
+// environment must not take it as a reason to redeploy the apply's
+// revision over the hand deployment's.
 func (l *lifecycle) wantedRevision(ctx context.Context, g api.DeploymentGroup, rec *GroupRecord) string {
-	last := l.lastDeployment(ctx, g)
-	if last == nil || last.Kind != "deploy" || last.Revision == rec.Revision || !last.CreatedAt.After(rec.RevisionSetAt) ||
-		strings.HasPrefix(last.Description, "environment ") || g.Revision == "" {
+	if g.Revision == "" {
 		return rec.Revision
 	}
-	return g.Revision
+	deps, err := l.e.st.ListDeployments(ctx, g.App, 200)
+	if err != nil {
+		return rec.Revision
+	}
+	for _, d := range deps { // newest first
+		if !d.CreatedAt.After(rec.RevisionSetAt) {
+			break
+		}
+		if d.GroupID == g.ID && d.Kind == "deploy" && d.Revision != rec.Revision && !strings.HasPrefix(d.Description, "environment ") {
+			return g.Revision
+		}
+	}
+	return rec.Revision
 }
 
 func (l *lifecycle) lastDeployment(ctx context.Context, g api.DeploymentGroup) *api.Deployment {
