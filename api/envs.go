@@ -178,6 +178,11 @@ type EnvMachine struct {
 	// that has one: "ready 100" (state and weight), "maint", "drain",
 	// "absent" (not a server there); "" when not known.
 	LB string `json:"lb,omitempty"`
+	// Fleet is the machine's part in a blue/green deployment of its group
+	// in progress: "original" or "replacement" (FleetDeployment is the
+	// deployment); "" otherwise.
+	Fleet           string `json:"fleet,omitempty"`
+	FleetDeployment string `json:"fleet_deployment,omitempty"`
 }
 
 // LifecycleRun is one run of a lifecycle event (setup, configure,

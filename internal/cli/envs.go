@@ -852,7 +852,11 @@ func machineTable(w io.Writer, ms []api.EnvMachine) error {
 	if withLB {
 		t := newTable(w, "MACHINE", "NAME", "IP", "PHASE", "LB", "REVISION", "ERROR")
 		for _, m := range ms {
-			t.row(m.Address, m.Name, orDash(m.IP), m.Phase, orDash(m.LB), orDash(m.Revision), orDash(m.Error))
+			lb := orDash(m.LB)
+			if m.Fleet != "" {
+				lb += " (blue/green " + m.Fleet + ")" // of m.FleetDeployment
+			}
+			t.row(m.Address, m.Name, orDash(m.IP), m.Phase, lb, orDash(m.Revision), orDash(m.Error))
 		}
 		return t.flush()
 	}

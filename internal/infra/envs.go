@@ -423,6 +423,7 @@ func (e *Engine) view(ctx context.Context, rec store.Environment) (api.Environme
 		if _, s, listed, known := e.lc.lbServer(st, v.r); known {
 			m.LB = lbText(s, listed, known)
 		}
+		m.Fleet, m.FleetDeployment = fleetRole(st, v.r)
 		out.Machines = append(out.Machines, m)
 		g := out.Groups[v.r.Group]
 		g.Count++

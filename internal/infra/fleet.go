@@ -456,6 +456,21 @@ func replacing(st *State) map[string]bool {
 	return out
 }
 
+// fleetRole is a machine's part in its group's blue/green deployment
+// ("original" or "replacement", and the deployment), "" outside one.
+func fleetRole(st *State, r *Resource) (role, deployment string) {
+	rp := st.Replacing[r.Group]
+	switch {
+	case rp == nil || r.Host:
+		return "", ""
+	case slices.Contains(rp.Originals, r.Address):
+		return "original", rp.Deployment
+	case slices.Contains(rp.Machines, r.Address) || rp.Phase == FleetProvisioning && !slices.Contains(rp.Before, r.Address):
+		return "replacement", rp.Deployment
+	}
+	return "", ""
+}
+
 // fleetPlan adjusts a group's count and kept machines for its replacement
 // record: while the fleets run side by side the group counts both; once
 // decided, the losing fleet is not kept. prefer are the indexes kept

@@ -218,3 +218,31 @@ func TestReleaseWaitsForMake(t *testing.T) {
 		t.Fatalf("Release with no record and no make: done %v, err %v; want done", done, err)
 	}
 }
+
+// fleetRole says which fleet of a blue/green deployment a machine is in
+// (env show): originals, replacements (also the ones still being made),
+// and nothing outside one or for another group.
+func TestFleetRole(t *testing.T) {
+	rp := &Replacement{Deployment: "d-1", Size: 2, Before: webAddrs(0, 1), Originals: webAddrs(0, 1), Phase: FleetProvisioning}
+	st := fleetState(4, rp)
+	role := func(addr string) string {
+		r, d := fleetRole(st, st.Resources[addr])
+		return r + "/" + d
+	}
+	for addr, want := range map[string]string{"group.web[0]": "original/d-1", "group.web[3]": "replacement/d-1", "group.db[0]": "/"} {
+		if got := role(addr); got != want {
+			t.Errorf("provisioning: %s is %q, want %q", addr, got, want)
+		}
+	}
+	rp.Phase, rp.Machines = FleetReady, webAddrs(2)
+	if got := role("group.web[3]"); got != "/" {
+		t.Errorf("ready: web[3], not one of the replacement machines, is %q, want none", got)
+	}
+	if got := role("group.web[2]"); got != "replacement/d-1" {
+		t.Errorf("ready: web[2] is %q, want replacement/d-1", got)
+	}
+	delete(st.Replacing, "web")
+	if got := role("group.web[0]"); got != "/" {
+		t.Errorf("no deployment: web[0] is %q, want none", got)
+	}
+}

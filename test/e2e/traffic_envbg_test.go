@@ -78,6 +78,16 @@ func envBlueGreen(t *testing.T, root *cluster, env, url, group string) {
 		if got := webNames(); len(got) != 4 {
 			t.Errorf("web machines during the keep period: %v, want the 2 originals and the 2 replacements", got)
 		}
+		// env show says which fleet each machine is in.
+		for _, m := range machines(c.env(env), "web") {
+			want := "original"
+			if slices.Contains(repl, m.Name) {
+				want = "replacement"
+			}
+			if m.Fleet != want || m.FleetDeployment != d.ID {
+				t.Errorf("env show during the keep period: %s is %q of %q, want %q of %s", m.Name, m.Fleet, m.FleetDeployment, want, d.ID)
+			}
+		}
 		// The traffic moved in two steps of 50 %: a change at 50 % before the one at 100 %.
 		if !strings.Contains(trafficChanges(d), "50% to the replacement hosts") {
 			t.Errorf("no 50%% step recorded:\n%s", trafficChanges(d))
