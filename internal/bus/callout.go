@@ -23,15 +23,11 @@ const calloutUserTTL = 5 * time.Minute
 // that it delegates agent authentication to gantry (auth callout). user is
 // the user of the server's --nats-url. NATS sends connections the nonce that
 // agents sign only when some nkey user is configured, so the block carries a
-// placeholder nkey user whose seed was thrown away and which may do nothing,
-// and an auth timeout of 10 s: NATS's default 2 s was seen to run out
-// before gantry's answer on a loaded 2-core machine (TestExternalNATSAuthCallout).
+// placeholder nkey user whose seed was thrown away and which may do nothing.
 func NATSConfigSnippet(issuerPub, user string) string {
 	kp, _ := nkeys.CreateUser()
 	placeholder, _ := kp.PublicKey()
 	return fmt.Sprintf(`authorization {
-  # each agent's connection waits for gantry's answer: 10 s, not NATS's 2 s, on a busy machine
-  timeout: 10
   users: [
     { user: %q, password: "<the password in --nats-url>" }
     { nkey: %q, permissions: { publish: { deny: ">" }, subscribe: { deny: ">" } } }

@@ -26,20 +26,12 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 	// What NATSConfigSnippet tells an operator to configure.
 	snippet := NATSConfigSnippet(issuerPub, "gantry")
 	placeholder := strings.Split(strings.Split(snippet, `nkey: "`)[1], `"`)[0]
-	if !strings.Contains(snippet, "\n  timeout: 10\n") {
-		t.Fatalf("the snippet sets no auth timeout of 10 s (AuthTimeout below):\n%s", snippet)
-	}
 	deny := &server.SubjectPermission{Deny: []string{">"}}
 	ext, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		Users:       []*server.User{{Username: "gantry", Password: "s3cret"}},
 		Nkeys:       []*server.NkeyUser{{Nkey: placeholder, Permissions: &server.Permissions{Publish: deny, Subscribe: deny}}},
 		AuthCallout: &server.AuthCallout{Issuer: issuerPub, AuthUsers: []string{"gantry"}},
-		// The callout's answer must come within the auth timeout (NATS's
-		// default 2 s): on a loaded 2-core CI machine it did not, and the
-		// enrolled agent was refused. NATSConfigSnippet gives an operator's
-		// server the same timeout.
-		AuthTimeout: 10,
 	})
 	if err != nil {
 		t.Fatal(err)
