@@ -57,7 +57,9 @@ func (a *Agent) deploy(cmd protocol.Command) {
 }
 
 // deployStep fetches the bundle, runs the lifecycle and the health check,
-// and records the revision as the host's last successful one.
+// and records the revision as the host's last successful one; for an
+// original host of a blue/green deployment, it runs the block-traffic
+// events only.
 func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.DeployCommand, progress func(api.LifecycleEvent)) protocol.DeployResult {
 	var res protocol.DeployResult
 	record := func(ev api.LifecycleEvent) {
@@ -83,25 +85,28 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 	if prev != nil {
 		res.Previous = prev.Revision
 	}
-	if d.Role == protocol.RoleOriginal {
-		if ev, err := a.originalStep(ctx, execID, d, prev, record); err != nil {
-			return fail(ev, err)
+	// The original host of a blue/green deployment runs its block-traffic
+	// events with the hooks of the revision it has: nothing is fetched or
+	// installed (protocol.RoleOriginal).
+	original := d.Role == protocol.RoleOriginal
+	events, firstEvent := appspec.InPlaceEvents(false), appspec.EventDownloadBundle
+	var bundlePath string
+	if original {
+		events, firstEvent = appspec.BlueGreenOriginalEvents(), appspec.EventStart
+	} else {
+		bundlePath, err = a.fetchBundle(ctx, d)
+		if bundlePath != "" {
+			defer os.Remove(bundlePath)
 		}
-		res.Succeeded = true
-		return res
-	}
-	bundlePath, err := a.fetchBundle(ctx, d)
-	if bundlePath != "" {
-		defer os.Remove(bundlePath)
-	}
-	if err != nil {
-		now := time.Now().UTC()
-		record(api.LifecycleEvent{Name: appspec.EventDownloadBundle, State: lifecycle.StateFailed, StartedAt: &now, FinishedAt: &now, Error: err.Error()})
-		return fail(appspec.EventDownloadBundle, err)
+		if err != nil {
+			now := time.Now().UTC()
+			record(api.LifecycleEvent{Name: appspec.EventDownloadBundle, State: lifecycle.StateFailed, StartedAt: &now, FinishedAt: &now, Error: err.Error()})
+			return fail(appspec.EventDownloadBundle, err)
+		}
 	}
 	if a.cfg.NoExec {
 		now := time.Now().UTC()
-		for _, ev := range appspec.InPlaceEvents(false) {
+		for _, ev := range events {
 			record(api.LifecycleEvent{Name: ev.Name, State: lifecycle.StateSucceeded, StartedAt: &now, FinishedAt: &now})
 		}
 		res.Succeeded = true
@@ -113,7 +118,12 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 		DeploymentID: d.DeploymentID, Application: d.Application, GroupName: d.GroupName, GroupID: d.GroupID,
 		Revision: d.Revision, BundlePath: bundlePath, Previous: prev,
 		Env: []string{"GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name, "GANTRY_EXECUTION_ID=" + execID,
-			"GANTRY_REVISION=" + d.Revision, "GANTRY_BUNDLE_DIGEST=" + d.Digest},
+			"GANTRY_REVISION=" + d.Revision},
+	}
+	if original {
+		step.Events = events
+	} else {
+		step.Env = append(step.Env, "GANTRY_BUNDLE_DIGEST="+d.Digest)
 	}
 	if hc := d.HealthCheck; hc != nil {
 		step.HealthCheck = func(ctx context.Context) error { return runHealthCheck(ctx, *hc) }
@@ -126,52 +136,20 @@ func (a *Agent) deployStep(ctx context.Context, execID string, d *protocol.Deplo
 	}
 	out, err := r.Run(ctx, step, func(ev lifecycle.EventReport) { record(eventOf(ev)) })
 	if err != nil {
-		return fail(appspec.EventDownloadBundle, err)
+		return fail(firstEvent, err)
 	}
 	if !out.Succeeded {
 		return fail(out.FailedEvent, errors.New(out.Error))
 	}
-	if err := writeInstalled(lastPath, out.Installed); err != nil {
-		// The revision is in place but the next deployment would not know
-		// it: fail the host rather than lie.
-		return fail(appspec.EventInstall, fmt.Errorf("record the installed revision: %w", err))
+	if !original {
+		if err := writeInstalled(lastPath, out.Installed); err != nil {
+			// The revision is in place but the next deployment would not
+			// know it: fail the host rather than lie.
+			return fail(appspec.EventInstall, fmt.Errorf("record the installed revision: %w", err))
+		}
 	}
 	res.Succeeded = true
 	return res
-}
-
-// originalStep runs the block-traffic events of an original host of a
-// blue/green deployment (protocol.RoleOriginal): the hooks of the
-// revision installed here, BlockTraffic asked of the server. Nothing is
-// fetched or installed.
-func (a *Agent) originalStep(ctx context.Context, execID string, d *protocol.DeployCommand, prev *lifecycle.Installed, record func(api.LifecycleEvent)) (failedEvent string, err error) {
-	events := appspec.BlueGreenOriginalEvents()
-	if a.cfg.NoExec {
-		now := time.Now().UTC()
-		for _, ev := range events {
-			record(api.LifecycleEvent{Name: ev.Name, State: lifecycle.StateSucceeded, StartedAt: &now, FinishedAt: &now})
-		}
-		return "", nil
-	}
-	r := lifecycle.Runner{Root: a.deployRoot(), Keep: a.cfg.KeepRevisions, OutputCap: d.OutputCap, DestRoot: a.cfg.DestRoot,
-		Traverse: []string{a.cfg.DataDir}}
-	step := lifecycle.Step{
-		DeploymentID: d.DeploymentID, Application: d.Application, GroupName: d.GroupName, GroupID: d.GroupID,
-		Revision: d.Revision, Previous: prev, Events: events, TrafficControl: true,
-		Env: []string{"GANTRY_HOST_ID=" + a.id.HostID, "GANTRY_HOST_NAME=" + a.id.Name, "GANTRY_EXECUTION_ID=" + execID,
-			"GANTRY_REVISION=" + d.Revision},
-		Traffic: func(ctx context.Context, event string) (string, error) {
-			return a.trafficRequest(ctx, execID, d, event)
-		},
-	}
-	out, err := r.Run(ctx, step, func(ev lifecycle.EventReport) { record(eventOf(ev)) })
-	if err != nil {
-		return appspec.EventStart, err
-	}
-	if !out.Succeeded {
-		return out.FailedEvent, errors.New(out.Error)
-	}
-	return "", nil
 }
 
 // defaultTrafficWait is the wait for the server's answer to a traffic

@@ -445,14 +445,33 @@ func (e *Engine) ensureJob(ctx context.Context, r *run, batch int, idx []int) (a
 	if r.jobs[batch] {
 		return e.st.GetJob(ctx, id)
 	}
-	job := api.Job{ID: id, Kind: api.JobKindDeploy, Selector: r.group.Selector,
-		Script: fmt.Sprintf("deploy %s %s to %s/%s (batch %d)", d.App, d.Revision, d.App, d.Group, batch)}
-	var execs []api.Execution
+	hosts := make([]api.DeploymentHost, 0, len(idx))
 	for _, i := range idx {
-		h := d.Hosts[i]
-		cmd := protocol.DeployCommand{JobID: id, DeploymentID: d.ID, Application: d.App, GroupName: d.Group, GroupID: d.GroupID,
-			Revision: d.Revision, Digest: r.rev.Digest, Size: r.rev.Size, BundlePath: e.path(h.HostID, r.rev.Digest),
-			HealthCheck: r.group.HealthCheck, OutputCap: e.cfg.OutputCap}
+		hosts = append(hosts, d.Hosts[i])
+	}
+	stored, err := e.deployJob(ctx, r, id, fmt.Sprintf("deploy %s %s to %s/%s (batch %d)", d.App, d.Revision, d.App, d.Group, batch), hosts, execID,
+		func(h api.DeploymentHost) protocol.DeployCommand {
+			return protocol.DeployCommand{Digest: r.rev.Digest, Size: r.rev.Size, BundlePath: e.path(h.HostID, r.rev.Digest), HealthCheck: r.group.HealthCheck}
+		})
+	if err != nil {
+		return api.Job{}, fmt.Errorf("batch %d job: %w", batch, err)
+	}
+	r.jobs[batch] = true
+	return stored, nil
+}
+
+// deployJob creates (or finds: the fleet keeps a job by its id) the
+// internal job id that sends each of hosts its deploy command: cmdOf's,
+// completed with the run's deployment and load balancer. execOf names
+// each host's execution.
+func (e *Engine) deployJob(ctx context.Context, r *run, id, script string, hosts []api.DeploymentHost, execOf func(depID, hostID string) string,
+	cmdOf func(api.DeploymentHost) protocol.DeployCommand) (api.Job, error) {
+	d := &r.d
+	var execs []api.Execution
+	for _, h := range hosts {
+		cmd := cmdOf(h)
+		cmd.JobID, cmd.DeploymentID, cmd.Application, cmd.GroupName, cmd.GroupID = id, d.ID, d.App, d.Group, d.GroupID
+		cmd.Revision, cmd.OutputCap = d.Revision, e.cfg.OutputCap
 		if lb := r.group.LoadBalancer; lb != nil {
 			cmd.Traffic, cmd.TrafficTimeoutMillis = true, trafficWait(*lb).Milliseconds()
 		}
@@ -460,14 +479,9 @@ func (e *Engine) ensureJob(ctx context.Context, r *run, batch int, idx []int) (a
 		if err != nil {
 			return api.Job{}, err
 		}
-		execs = append(execs, api.Execution{ID: execID(d.ID, h.HostID), HostID: h.HostID, HostName: h.HostName, Payload: payload})
+		execs = append(execs, api.Execution{ID: execOf(d.ID, h.HostID), HostID: h.HostID, HostName: h.HostName, Payload: payload})
 	}
-	stored, err := e.fl.CreateInternalJob(ctx, job, execs)
-	if err != nil {
-		return api.Job{}, fmt.Errorf("batch %d job: %w", batch, err)
-	}
-	r.jobs[batch] = true
-	return stored, nil
+	return e.fl.CreateInternalJob(ctx, api.Job{ID: id, Kind: api.JobKindDeploy, Selector: r.group.Selector, Script: script}, execs)
 }
 
 // startBatch records the next batch, then dispatches it.

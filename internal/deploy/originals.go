@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -69,32 +68,26 @@ func (e *Engine) ensureOrigJob(ctx context.Context, r *run, t *api.DeployTraffic
 	if r.strat.origJob {
 		return e.st.GetJob(ctx, id)
 	}
-	job := api.Job{ID: id, Kind: api.JobKindDeploy, Selector: r.group.Selector,
-		Script: fmt.Sprintf("blue/green %s: block traffic on the original hosts of %s/%s", d.ID, d.App, d.Group)}
-	var execs []api.Execution
+	var hosts []api.DeploymentHost
 	for _, h := range t.OriginalHosts {
-		if h.State == api.HostDeploySkipped {
-			continue
+		if h.State != api.HostDeploySkipped {
+			hosts = append(hosts, h)
 		}
-		cmd := protocol.DeployCommand{JobID: id, DeploymentID: d.ID, Application: d.App, GroupName: d.Group, GroupID: d.GroupID,
-			Revision: d.Revision, OutputCap: e.cfg.OutputCap, Role: protocol.RoleOriginal, Traffic: true,
-			TrafficTimeoutMillis: trafficWait(*r.group.LoadBalancer).Milliseconds()}
-		payload, err := json.Marshal(cmd)
-		if err != nil {
-			return api.Job{}, err
-		}
-		execs = append(execs, api.Execution{ID: origExecID(d.ID, h.HostID), HostID: h.HostID, HostName: h.HostName, Payload: payload})
 	}
 	var stored api.Job
-	if len(execs) > 0 {
+	if len(hosts) > 0 {
 		var err error
-		if stored, err = e.fl.CreateInternalJob(ctx, job, execs); err != nil {
+		stored, err = e.deployJob(ctx, r, id, fmt.Sprintf("blue/green %s: block traffic on the original hosts of %s/%s", d.ID, d.App, d.Group), hosts, origExecID,
+			func(api.DeploymentHost) protocol.DeployCommand {
+				return protocol.DeployCommand{Role: protocol.RoleOriginal}
+			})
+		if err != nil {
 			return api.Job{}, fmt.Errorf("original hosts' job: %w", err)
 		}
 	}
 	e.mu.Lock()
-	for _, x := range execs {
-		e.byExec[x.ID] = r
+	for _, h := range hosts {
+		e.byExec[origExecID(d.ID, h.HostID)] = r
 	}
 	e.mu.Unlock()
 	r.strat.origJob = true

@@ -185,10 +185,7 @@ func (e *Engine) trafficDo(ctx context.Context, r *run, host api.DeploymentHost,
 	case appspec.EventBlockTraffic:
 		cmd.Op, cmd.TimeoutMillis = protocol.LBDrain, drainTimeout(lb).Milliseconds()
 		change.Action = api.LBDrain
-		e.mu.Lock()
-		orig := originalOf(r, host.HostID, req.ExecID) != nil
-		e.mu.Unlock()
-		if orig {
+		if req.ExecID == origExecID(r.d.ID, host.HostID) { // checked by trafficCheck
 			// Kept in drain at full weight: ready to take the traffic back.
 			cmd.State, cmd.Weight = api.LBDrain, traffic.DefaultWeight
 			change.Weight = traffic.DefaultWeight

@@ -152,12 +152,11 @@ func (e *Engine) Apply(ctx context.Context, env string, req api.EnvRequest, emit
 	if rec.Serial == 0 && destroy {
 		return api.Environment{}, e.notFound(ctx, env)
 	}
-	if !destroy && !isFleetOp(ctx) {
-		for _, g := range slices.Sorted(maps.Keys(st.Replacing)) {
-			id := st.Replacing[g].Deployment
-			return api.Environment{}, fmt.Errorf("%w: group %s (deployment %s, phase %s); wait for it: gantry deployments show %s --wait (or end it: gantry deployments abort %s)",
-				ErrBusy, g, id, st.Replacing[g].Phase, id, id)
-		}
+	if len(st.Replacing) > 0 && !destroy && !isFleetOp(ctx) {
+		g := slices.Sorted(maps.Keys(st.Replacing))[0]
+		id := st.Replacing[g].Deployment
+		return api.Environment{}, fmt.Errorf("%w: group %s (deployment %s, phase %s); wait for it: gantry deployments show %s --wait (or end it: gantry deployments abort %s)",
+			ErrBusy, g, id, st.Replacing[g].Phase, id, id)
 	}
 	var pl api.Plan
 	if req.Plan != nil {

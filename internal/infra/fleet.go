@@ -115,6 +115,21 @@ func (e *Engine) startFleetOp(key, what string, op func(ctx context.Context) err
 	return what
 }
 
+// setReplacing records group's replacement fleet.
+func (s *State) setReplacing(group string, rp *Replacement) {
+	if s.Replacing == nil {
+		s.Replacing = map[string]*Replacement{}
+	}
+	s.Replacing[group] = rp
+}
+
+// fleetOp is the operation running for key ("" for none).
+func (e *Engine) fleetOp(key string) string {
+	e.fops.mu.Lock()
+	defer e.fops.mu.Unlock()
+	return e.fops.running[key]
+}
+
 // groupOfDeployment finds the environment and group whose deployment
 // group is app/name.
 func (e *Engine) groupOfDeployment(ctx context.Context, app, name string) (env, group string, st *State, err error) {
@@ -207,10 +222,7 @@ func (e *Engine) provisionFleet(ctx context.Context, env, group string, d api.De
 		if len(rp.Originals) != rp.Size {
 			return fmt.Errorf("the group's set-up machines (%s) are not all machines of environment %s", strings.Join(d.Traffic.Original, ", "), env)
 		}
-		if st.Replacing == nil {
-			st.Replacing = map[string]*Replacement{}
-		}
-		st.Replacing[group] = rp
+		st.setReplacing(group, rp)
 		before = rp.Before
 		return nil
 	})
@@ -253,11 +265,8 @@ func (e *Engine) fleetFailed(ctx context.Context, env, group, id string, cause e
 	err := e.updateState(ctx, env, "blue/green "+id, func(st *State) error {
 		rp := st.Replacing[group]
 		if rp == nil {
-			if st.Replacing == nil {
-				st.Replacing = map[string]*Replacement{}
-			}
 			rp = &Replacement{Deployment: id, Phase: FleetProvisioning, CreatedAt: e.now().UTC()}
-			st.Replacing[group] = rp
+			st.setReplacing(group, rp)
 		}
 		if rp.Deployment == id {
 			rp.Error = cause.Error()
@@ -287,7 +296,7 @@ func (l *lifecycle) fleetReady(ctx context.Context, st *State, rp *Replacement) 
 			waiting = append(waiting, r.Name+" joining")
 			continue
 		case h.Labels[LabelSetup] != "done":
-			if j, err := l.e.st.GetJob(ctx, setupJobID(h.ID)); err == nil && j.State == api.JobFinished && !jobSucceeded(j) {
+			if j, failed := l.setupFailed(ctx, h.ID); failed {
 				return nil, "", fmt.Errorf("replacement machine %s: setup failed: %s", r.Name, jobFailure(j))
 			}
 			waiting = append(waiting, r.Name+" setting up")
@@ -320,10 +329,7 @@ func (e *Engine) Release(ctx context.Context, d api.Deployment, keepReplacements
 	if rp == nil || rp.Deployment != d.ID {
 		// Not recorded yet: a make that still waits for the lock records
 		// it, and its machines must then go too.
-		e.fops.mu.Lock()
-		making := e.fops.running[env+"/"+group] == "make"
-		e.fops.mu.Unlock()
-		if making {
+		if e.fleetOp(env+"/"+group) == "make" {
 			return false, "waiting for the replacement machines to be made before removing them", nil
 		}
 		return true, "", nil

@@ -217,7 +217,7 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 		case v.host.Labels[LabelSetup] != "done":
 			v.phase = api.PhaseSetup
 			if rec != nil && rec.Setup != "" {
-				if j, err := l.e.st.GetJob(ctx, setupJobID(v.host.ID)); err == nil && j.State == api.JobFinished && !jobSucceeded(j) {
+				if j, failed := l.setupFailed(ctx, v.host.ID); failed {
 					v.phase, v.err = api.PhaseFailed, "setup failed: "+jobFailure(j)
 					if fs := jobFailures(j, "setup", r.Group); len(fs) > 0 {
 						v.fail = &fs[0]
@@ -275,6 +275,12 @@ func (l *lifecycle) views(ctx context.Context, st *State, byName map[string]stor
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// setupFailed returns a host's setup job when it ended without success.
+func (l *lifecycle) setupFailed(ctx context.Context, hostID string) (api.Job, bool) {
+	j, err := l.e.st.GetJob(ctx, setupJobID(hostID))
+	return j, err == nil && j.State == api.JobFinished && !jobSucceeded(j)
 }
 
 func (l *lifecycle) onlineOrNot(hostID string) string {

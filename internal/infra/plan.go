@@ -497,9 +497,7 @@ func groupAttrs(g config.GroupSpec, rec GroupRecord) map[string]string {
 		b, _ := json.Marshal(rec.Canary)
 		m["deploy.canary"] = string(b)
 	}
-	for k, v := range blueGreenAttrs(rec.BlueGreen) {
-		m[k] = v
-	}
+	maps.Copy(m, blueGreenAttrs(rec.BlueGreen))
 	if g.Unknown["deploy"] {
 		m["deploy.revision"] = unknownText
 	}
